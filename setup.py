@@ -1,0 +1,24 @@
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+setup(
+    name="tinyresnet",
+    version="0.1.0",
+    description="A from-scratch deep-learning engine on NumPy and CuPy, built to teach residual networks",
+    long_description=Path(__file__).with_name("README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    license="MIT",
+    python_requires=">=3.10",
+    packages=find_packages(include=["tinyresnet", "tinyresnet.*"]),
+    include_package_data=True,
+    package_data={"tinyresnet": ["data/*.csv.gz", "data/*.npz", "assignment/*.md"]},
+    install_requires=["numpy>=1.23", "matplotlib>=3.5", "tqdm>=4.60", "pillow>=9.0"],
+    extras_require={
+        # CuPy wheel for CUDA 12.x: see docs/gpu.md for why this wheel.
+        "gpu": ["cupy-cuda12x>=13.0"],
+        "test": ["pytest>=7", "hypothesis>=6", "ruff>=0.5", "jupytext>=1.14"],
+        "torch": ["torch==2.13.0"],
+    },
+    entry_points={"console_scripts": ["tinyresnet=tinyresnet.cli:main"]},
+)

@@ -1,0 +1,432 @@
+"""Reverse-mode automatic differentiation: ``Tensor``, ``Function`` and ``backward``.
+
+A ``Tensor`` wraps an ndarray (NumPy or CuPy). Calling a ``Function`` on tensors runs its
+``forward`` on the raw arrays and, unless ``no_grad()`` is active, records the function as
+the output's ``creator``. ``Tensor.backward()`` walks those records in reverse topological
+order, asks each function for the gradients of its inputs, and adds up the gradients of a
+tensor that fed several consumers (the skip connection uses ``x`` twice).
+"""
+
+import contextlib
+import os
+import sys
+import weakref
+
+import numpy as np
+
+from .backend import check_device, device_of, get_array_module, to_device, to_numpy
+
+_PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
+
+
+class _Config:
+    enable_grad = True
+
+
+@contextlib.contextmanager
+def no_grad():
+    """Inside this block, functions record nothing: no graph, nothing saved for backward."""
+    previous = _Config.enable_grad
+    _Config.enable_grad = False
+    try:
+        yield
+    finally:
+        _Config.enable_grad = previous
+
+
+def is_grad_enabled():
+    return _Config.enable_grad
+
+
+def _user_frame():
+    """``file:line`` of the first caller outside the tinyresnet package (where an op was made)."""
+    frame = sys._getframe(2)
+    while frame is not None and frame.f_code.co_filename.startswith(_PACKAGE_DIR):
+        frame = frame.f_back
+    if frame is None:
+        return None
+    return f"{frame.f_code.co_filename}:{frame.f_lineno}"
+
+
+class Function:
+    """One differentiable operation on raw arrays.
+
+    Subclasses implement ``forward(*arrays) -> array`` and ``backward(dout) -> grads``, one
+    gradient per forward input, in order (``None`` where an input needs none). What forward
+    keeps for backward is stored on ``self``; non-differentiable arguments (stride, eps,
+    running statistics) are given to ``__init__``. ``self.needs_input_grad`` tells backward
+    which gradients are wanted, so it can skip work.
+    """
+
+    def __call__(self, *inputs):
+        tensors = [x if isinstance(x, Tensor) else Tensor(x) for x in inputs]
+        record = _Config.enable_grad and any(t.requires_grad for t in tensors)
+        self.needs_input_grad = tuple(t.requires_grad for t in tensors)
+        out = Tensor(self.forward(*[t.data for t in tensors]))
+        if record:
+            out.requires_grad = True
+            out.creator = self
+            self.inputs = tensors
+            self.output_ref = weakref.ref(out)
+            self.created_at = _user_frame()
+        return out
+
+    def forward(self, *arrays):
+        raise NotImplementedError
+
+    def backward(self, dout):
+        raise NotImplementedError
+
+    @property
+    def name(self):
+        return type(self).__name__
+
+    def release(self):
+        """Drop the graph edges and everything saved for backward."""
+        self.__dict__.clear()
+        self.released = True
+
+
+class BackwardError(RuntimeError):
+    """An exception raised inside an op's backward, wrapped to name the op and its origin."""
+
+
+class Tensor:
+    """An n-dimensional array that can record the operations applied to it.
+
+    Attributes: ``data`` (the ndarray), ``grad`` (an ndarray of the same shape after
+    ``backward()``, or None), ``requires_grad``, ``creator`` (the Function that made it).
+    """
+
+    __array_priority__ = 1000  # so ndarray <op> Tensor defers to Tensor's reflected operator
+
+    def __init__(self, data, requires_grad=False, dtype=None, device=None):
+        if isinstance(data, Tensor):
+            data = data.data
+        is_array = hasattr(data, "dtype") and hasattr(data, "shape")
+        data = data if is_array else np.asarray(data)
+        if dtype is not None:
+            data = data.astype(dtype, copy=False)
+        elif not is_array and data.dtype == np.float64:
+            data = data.astype(np.float32)  # Python floats become float32, as in PyTorch
+        if data.dtype.kind == "O":
+            raise TypeError("Tensor data has dtype object; pass a numeric array (float32 or float64)")
+        if device is not None:
+            data = to_device(data, device)
+        self.data = data
+        self.grad = None
+        self.creator = None
+        self._retain_grad = False
+        self.requires_grad = False
+        if requires_grad:
+            self.requires_grad_(True)
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def shape(self):
+        return tuple(self.data.shape)
+
+    @property
+    def dtype(self):
+        return self.data.dtype
+
+    @property
+    def ndim(self):
+        return self.data.ndim
+
+    @property
+    def size(self):
+        return self.data.size
+
+    @property
+    def device(self):
+        return device_of(self.data)
+
+    @property
+    def is_leaf(self):
+        return self.creator is None
+
+    def __len__(self):
+        return len(self.data)
+
+    def __repr__(self):
+        body = repr(to_numpy(self.data)).replace("array(", "tensor(", 1)
+        extras = []
+        if self.device != "cpu":
+            extras.append(f"device='{self.device}'")
+        if self.creator is not None:
+            extras.append(f"grad_fn={self.creator.name}")
+        elif self.requires_grad:
+            extras.append("requires_grad=True")
+        if extras:
+            body = body[:-1] + ", " + ", ".join(extras) + ")"
+        return body
+
+    # ------------------------------------------------------------------ grad bookkeeping
+    def requires_grad_(self, flag=True):
+        if flag and self.data.dtype.kind != "f":
+            raise TypeError(f"only floating-point tensors can require gradients, got dtype "
+                            f"{self.dtype}; convert with .astype(np.float32) first")
+        self.requires_grad = bool(flag)
+        return self
+
+    def retain_grad(self):
+        """Keep ``.grad`` on this non-leaf tensor after backward (leaves always keep it)."""
+        self._retain_grad = True
+        return self
+
+    def zero_grad(self):
+        self.grad = None
+
+    def detach(self):
+        """A tensor sharing this data, cut from the graph."""
+        return Tensor(self.data)
+
+    def numpy(self):
+        """The data as a NumPy array (copied from the GPU when needed)."""
+        return to_numpy(self.data)
+
+    def item(self):
+        return self.numpy().item()
+
+    def to(self, device):
+        """This tensor on ``device`` ("cpu" or "cuda"); differentiable, like any op."""
+        device = check_device(device)
+        if device == self.device:
+            return self
+        from .ops.basic import ToDeviceFunction
+        return ToDeviceFunction(device)(self)
+
+    def cpu(self):
+        return self.to("cpu")
+
+    def cuda(self):
+        return self.to("cuda")
+
+    def astype(self, dtype):
+        return Tensor(self.data.astype(dtype), requires_grad=self.requires_grad and self.is_leaf)
+
+    # ------------------------------------------------------------------ backward
+    def backward(self, grad=None, retain_graph=False):
+        """Accumulate d(self)/d(leaf) into ``.grad`` of every leaf that requires grad.
+
+        ``grad`` is d(loss)/d(self); a scalar may omit it (it is 1). Functions are visited in
+        reverse topological order, found without recursion so that deep graphs work. The
+        graph is freed afterwards unless ``retain_graph=True``.
+        """
+        if not self.requires_grad:
+            raise RuntimeError("backward() called on a tensor that does not require grad: none of "
+                               "its inputs had requires_grad=True (or it was made under no_grad())")
+        xp = get_array_module(self.data)
+        if grad is None:
+            if self.size != 1:
+                raise RuntimeError(f"backward() without a gradient needs a scalar, but this tensor "
+                                   f"has shape {self.shape}; pass grad= of that shape, or reduce "
+                                   f"it first (for example .sum() or .mean())")
+            grad = xp.ones_like(self.data)
+        grad = grad.data if isinstance(grad, Tensor) else xp.asarray(grad, dtype=self.dtype)
+        if tuple(grad.shape) != self.shape:
+            raise ValueError(f"backward(grad=...) got shape {tuple(grad.shape)} for a tensor of "
+                             f"shape {self.shape}")
+        if self.creator is None:
+            self._accumulate(grad)
+            return
+
+        order = _topological_order(self.creator)
+        # tensor id -> [tensor, gradient flowing into it]; holding the tensor keeps its id
+        # valid while released functions drop their references to it
+        pending = {id(self): [self, grad]}
+        for fn in order:
+            if getattr(fn, "released", False):
+                raise RuntimeError(f"the graph through {fn.name} was already freed by an earlier "
+                                   f"backward(); call backward(retain_graph=True) the first time")
+            entry = pending.pop(id(fn.output_ref()), None)
+            if entry is None:
+                continue
+            out, dout = entry
+            if out._retain_grad:
+                out._accumulate(dout)
+            input_grads = _call_backward(fn, dout)
+            for x, g in zip(fn.inputs, input_grads):
+                if g is None or not x.requires_grad:
+                    continue
+                if x.creator is None:
+                    x._accumulate(g)
+                elif id(x) in pending:
+                    pending[id(x)][1] = pending[id(x)][1] + g   # a tensor used twice: gradients add
+                else:
+                    pending[id(x)] = [x, g]
+            if not retain_graph:
+                fn.release()
+
+    def _accumulate(self, g):
+        if tuple(g.shape) != self.shape:
+            raise RuntimeError(f"internal error: gradient of shape {tuple(g.shape)} for a tensor "
+                               f"of shape {self.shape}")
+        self.grad = g if self.grad is None else self.grad + g
+
+    # ------------------------------------------------------------------ operators
+    def __add__(self, other):
+        from .ops.basic import AddFunction
+        return AddFunction()(self, _lift(other, self))
+
+    def __radd__(self, other):
+        from .ops.basic import AddFunction
+        return AddFunction()(_lift(other, self), self)
+
+    def __sub__(self, other):
+        from .ops.basic import SubFunction
+        return SubFunction()(self, _lift(other, self))
+
+    def __rsub__(self, other):
+        from .ops.basic import SubFunction
+        return SubFunction()(_lift(other, self), self)
+
+    def __mul__(self, other):
+        from .ops.basic import MulFunction
+        return MulFunction()(self, _lift(other, self))
+
+    def __rmul__(self, other):
+        from .ops.basic import MulFunction
+        return MulFunction()(_lift(other, self), self)
+
+    def __truediv__(self, other):
+        from .ops.basic import DivFunction
+        return DivFunction()(self, _lift(other, self))
+
+    def __rtruediv__(self, other):
+        from .ops.basic import DivFunction
+        return DivFunction()(_lift(other, self), self)
+
+    def __matmul__(self, other):
+        from .ops.basic import MatMulFunction
+        return MatMulFunction()(self, _lift(other, self))
+
+    def __rmatmul__(self, other):
+        from .ops.basic import MatMulFunction
+        return MatMulFunction()(_lift(other, self), self)
+
+    def __neg__(self):
+        from .ops.basic import NegFunction
+        return NegFunction()(self)
+
+    def __pow__(self, exponent):
+        from .ops.basic import PowFunction
+        if isinstance(exponent, Tensor) or np.ndim(exponent) != 0:
+            raise TypeError("only a scalar exponent is supported: x ** 2.0")
+        return PowFunction(float(exponent))(self)
+
+    def __getitem__(self, index):
+        from .ops.basic import GetItemFunction
+        return GetItemFunction(index)(self)
+
+    # ------------------------------------------------------------------ shape and reductions
+    def reshape(self, *shape):
+        from .ops.basic import ReshapeFunction
+        if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
+            shape = tuple(shape[0])
+        return ReshapeFunction(shape)(self)
+
+    view = reshape
+
+    def flatten(self, start_dim=0, end_dim=-1):
+        """Merge dims ``start_dim..end_dim`` into one, as ``torch.flatten``."""
+        nd = self.ndim
+        start, end = start_dim % nd if nd else 0, end_dim % nd if nd else 0
+        shape = self.shape[:start] + (-1,) + self.shape[end + 1:]
+        return self.reshape(shape)
+
+    def transpose(self, *axes):
+        """With two axes, swap them (as ``torch.transpose``); with all axes, permute them;
+        with none, reverse them (as ``ndarray.transpose``)."""
+        from .ops.basic import TransposeFunction
+        if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
+            axes = tuple(axes[0])
+        if len(axes) == 2 and self.ndim != 2:
+            perm = list(range(self.ndim))
+            perm[axes[0]], perm[axes[1]] = perm[axes[1]], perm[axes[0]]
+            axes = tuple(perm)
+        return TransposeFunction(axes or None)(self)
+
+    def permute(self, *axes):
+        return self.transpose(tuple(axes[0]) if len(axes) == 1 else axes)
+
+    @property
+    def T(self):
+        return self.transpose()
+
+    def sum(self, axis=None, keepdims=False):
+        from .ops.basic import SumFunction
+        return SumFunction(axis, keepdims)(self)
+
+    def mean(self, axis=None, keepdims=False):
+        from .ops.basic import MeanFunction
+        return MeanFunction(axis, keepdims)(self)
+
+    def exp(self):
+        from .ops.basic import ExpFunction
+        return ExpFunction()(self)
+
+    def log(self):
+        from .ops.basic import LogFunction
+        return LogFunction()(self)
+
+
+def _lift(value, like):
+    """A Python scalar or array as a Tensor with the dtype and device of ``like``."""
+    if isinstance(value, Tensor):
+        return value
+    xp = get_array_module(like.data)
+    return Tensor(xp.asarray(value, dtype=like.dtype))
+
+
+def _topological_order(root_fn):
+    """Functions reachable from ``root_fn``, each before every function it depends on.
+
+    An iterative depth-first search (post-order, then reversed): no recursion, so a chain of
+    thousands of ops is fine.
+    """
+    order, seen = [], {id(root_fn)}
+    stack = [(root_fn, False)]
+    while stack:
+        fn, expanded = stack.pop()
+        if expanded:
+            order.append(fn)
+            continue
+        stack.append((fn, True))
+        for x in getattr(fn, "inputs", ()):
+            parent = x.creator
+            if parent is not None and id(parent) not in seen:
+                seen.add(id(parent))
+                stack.append((parent, False))
+    order.reverse()
+    return order
+
+
+def _call_backward(fn, dout):
+    """Run ``fn.backward`` and check its answer; on error, name the op and where it was made."""
+    try:
+        grads = fn.backward(dout)
+    except Exception as e:
+        where = f" (created at {fn.created_at})" if getattr(fn, "created_at", None) else ""
+        message = f"in the backward pass of {fn.name}{where}"
+        if hasattr(e, "add_note"):
+            e.add_note(message)
+            raise
+        raise BackwardError(f"{message}: {type(e).__name__}: {e}") from e
+    if not isinstance(grads, tuple):
+        grads = (grads,)
+    if len(grads) != len(fn.inputs):
+        raise RuntimeError(f"{fn.name}.backward returned {len(grads)} gradients for "
+                           f"{len(fn.inputs)} inputs; return one per forward input (None if unused)")
+    for x, g in zip(fn.inputs, grads):
+        if g is not None and tuple(g.shape) != x.shape:
+            where = f" (created at {fn.created_at})" if getattr(fn, "created_at", None) else ""
+            raise RuntimeError(f"{fn.name}.backward{where} returned a gradient of shape "
+                               f"{tuple(g.shape)} for an input of shape {x.shape}")
+    return grads
+
+
+def tensor(data, requires_grad=False, dtype=None, device=None):
+    """Make a Tensor, as ``torch.tensor``."""
+    return Tensor(data, requires_grad=requires_grad, dtype=dtype, device=device)

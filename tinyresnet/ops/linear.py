@@ -1,0 +1,79 @@
+"""The fully connected layer and the cross-entropy loss."""
+
+from ..autograd import Function
+from ..backend import get_array_module
+from .checks import check_float
+
+
+class LinearFunction(Function):
+    """y = x · Wᵀ + b.
+
+    Shapes: x (N, IN) or (..., IN), weight (OUT, IN), bias (OUT,) or None -> (..., OUT)
+    Saves:  x, weight
+    """
+
+    def forward(self, x, weight, bias=None):
+        check_float(x, "linear")
+        if x.shape[-1] != weight.shape[1]:
+            raise ValueError(f"linear: the input has {x.shape[-1]} features (shape {tuple(x.shape)}) "
+                             f"but the weight expects {weight.shape[1]} (shape {tuple(weight.shape)}); "
+                             f"flatten the input or set in_features={x.shape[-1]}")
+        self.x, self.weight = x, weight
+        out = x @ weight.T
+        return out if bias is None else out + bias
+
+    def backward(self, dout):                            # dout (..., OUT)
+        x2 = self.x.reshape(-1, self.x.shape[-1])        # (M, IN)
+        d2 = dout.reshape(-1, dout.shape[-1])            # (M, OUT)
+        dx = dout @ self.weight                          # dx = dout · W
+        dweight = d2.T @ x2                              # dW = doutᵀ · x
+        if len(self.needs_input_grad) == 3:
+            return dx, dweight, d2.sum(axis=0)           # db = Σ dout
+        return dx, dweight
+
+
+class CrossEntropyFunction(Function):
+    """Cross-entropy of logits against integer class targets, via a stable log-softmax.
+
+    loss_n = −log softmax(z_n)[t_n] = logsumexp(z_n) − z_n[t_n]
+    Shapes: logits (N, K), targets (N,) integers in [0, K) -> scalar (mean or sum) or (N,)
+    Saves:  softmax(logits), the targets
+    """
+
+    def __init__(self, targets, reduction="mean"):
+        if reduction not in ("mean", "sum", "none"):
+            raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+        self.targets, self.reduction = targets, reduction
+
+    def forward(self, logits):
+        xp = get_array_module(logits)
+        t = self.targets
+        check_float(logits, "cross_entropy", "logits")
+        if logits.ndim != 2:
+            raise ValueError(f"cross_entropy expects logits of shape (N, classes), got {tuple(logits.shape)}")
+        if t.ndim != 1 or t.shape[0] != logits.shape[0]:
+            raise ValueError(f"cross_entropy: targets of shape {tuple(t.shape)} do not match logits of "
+                             f"shape {tuple(logits.shape)}; give one class index per row")
+        if t.dtype.kind not in "iu":
+            raise TypeError(f"cross_entropy: targets must be integer class indices, got dtype {t.dtype}")
+        N, K = logits.shape
+        if N and (int(t.min()) < 0 or int(t.max()) >= K):
+            bad = int(t.min()) if int(t.min()) < 0 else int(t.max())
+            raise ValueError(f"cross_entropy: target {bad} is outside the {K} classes [0, {K - 1}]")
+        shifted = logits - logits.max(axis=1, keepdims=True)
+        logsumexp = xp.log(xp.exp(shifted).sum(axis=1))
+        rows = xp.arange(N)
+        losses = logsumexp - shifted[rows, t]                                   # (N,)
+        self.softmax = xp.exp(shifted - logsumexp[:, None])                    # (N, K)
+        if self.reduction == "none":
+            return losses
+        return losses.mean() if self.reduction == "mean" else losses.sum()
+
+    def backward(self, dout):
+        N = self.softmax.shape[0]
+        dlogits = self.softmax.copy()
+        dlogits[get_array_module(dlogits).arange(N), self.targets] -= 1        # dz = softmax − onehot
+        if self.reduction == "none":
+            return dlogits * dout[:, None]
+        scale = dout / N if self.reduction == "mean" else dout
+        return dlogits * scale
