@@ -1,0 +1,20 @@
+"""Shared fixtures: the devices to run on (the GPU ones skip with a reason when absent)."""
+
+import numpy as np
+import pytest
+
+from tinyresnet.backend import gpu_available
+
+NO_GPU = "needs CuPy and a CUDA device (pip install 'tinyresnet[gpu]')"
+DEVICES = ["cpu", pytest.param("cuda", marks=pytest.mark.skipif(not gpu_available(), reason=NO_GPU))]
+
+
+@pytest.fixture(params=DEVICES)
+def device(request):
+    """Run a test once per available device: "cpu", and "cuda" where CuPy sees a GPU."""
+    return request.param
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(1234)
