@@ -12,11 +12,12 @@ setup(
     python_requires=">=3.10",
     packages=find_packages(include=["tinyresnet", "tinyresnet.*"]),
     include_package_data=True,
-    package_data={"tinyresnet": ["data/*.csv.gz", "data/*.npz", "assignment/*.md"]},
+    package_data={"tinyresnet": ["data/*.csv.gz", "data/*.npz", "data/README.md", "assignment/*.md"]},
     install_requires=["numpy>=1.23", "matplotlib>=3.5", "tqdm>=4.60", "pillow>=9.0"],
     extras_require={
-        # CuPy wheel for CUDA 12.x: see docs/gpu.md for why this wheel.
-        "gpu": ["cupy-cuda12x>=13.0"],
+        # CuPy for CUDA 12.x with its CUDA libraries from PyPI ([ctk]): runs on drivers that report
+        # CUDA 12.x or 13.x, no CUDA toolkit needed. Why this wheel: docs/gpu.md.
+        "gpu": ["cupy-cuda12x[ctk]>=14.0"],
         "test": ["pytest>=7", "hypothesis>=6", "ruff>=0.5", "jupytext>=1.14"],
         "torch": ["torch==2.13.0"],
     },

@@ -1,6 +1,8 @@
 """tinyresnet: a from-scratch deep-learning engine on NumPy and CuPy, built to teach ResNets."""
 
 from . import functional
+from . import models as models
+from . import nn as nn
 from .autograd import Function, Tensor, is_grad_enabled, no_grad, tensor
 from .backend import get_array_module, gpu_available
 

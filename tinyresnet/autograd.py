@@ -337,19 +337,24 @@ class Tensor:
         return self.reshape(shape)
 
     def transpose(self, *axes):
-        """With two axes, swap them (as ``torch.transpose``); with all axes, permute them;
-        with none, reverse them (as ``ndarray.transpose``)."""
+        """``transpose(a, b)`` swaps axes a and b (as ``torch.transpose``, a matrix included);
+        ``transpose((p0, p1, ...))`` or all axes as arguments permute them; none reverses them
+        (as ``ndarray.transpose``)."""
         from .ops.basic import TransposeFunction
         if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
-            axes = tuple(axes[0])
-        if len(axes) == 2 and self.ndim != 2:
+            return self.permute(*axes[0])
+        if len(axes) == 2:
             perm = list(range(self.ndim))
             perm[axes[0]], perm[axes[1]] = perm[axes[1]], perm[axes[0]]
             axes = tuple(perm)
         return TransposeFunction(axes or None)(self)
 
     def permute(self, *axes):
-        return self.transpose(tuple(axes[0]) if len(axes) == 1 else axes)
+        """Output axis d is input axis ``axes[d]`` (as ``torch.permute``)."""
+        from .ops.basic import TransposeFunction
+        if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
+            axes = tuple(axes[0])
+        return TransposeFunction(tuple(axes))(self)
 
     @property
     def T(self):

@@ -1,0 +1,94 @@
+"""tinyresnet.summary and `tinyresnet summary`: shapes, parameters and multiply-accumulates per layer."""
+
+import json
+
+import numpy as np
+import pytest
+
+from tinyresnet import models, nn
+from tinyresnet.cli import main
+from tinyresnet.summary import summarize
+
+
+@pytest.fixture(scope="module")
+def resnet50_summary():
+    return summarize(models.resnet50(), (3, 224, 224), name="resnet50")
+
+
+def test_resnet50_at_224(resnet50_summary):
+    """The document's figures: 25,557,032 parameters, about 4.1 G MACs, stages at 112, 56, 28, 14, 7."""
+    s = resnet50_summary
+    assert s.total_params == s.trainable_params == 25_557_032
+    assert s.total_macs == 4_089_184_256                  # torchvision's 4.09 GFLOPS (multiply-adds)
+    assert round(s.total_macs / 1e9, 1) == 4.1
+    rows = {r.name: r for r in s.rows}
+    assert rows["conv1"].output_shape == (1, 64, 112, 112)
+    assert [rows[f"layer{i}"].output_shape for i in range(1, 5)] == [
+        (1, 256, 56, 56), (1, 512, 28, 28), (1, 1024, 14, 14), (1, 2048, 7, 7)]
+    assert s.output_shape == (1, 1000)
+    assert sum(r.params for r in s.rows) == s.total_params      # every weight on exactly one row
+    assert rows["conv1"].macs == 112 * 112 * 64 * 3 * 7 * 7
+    assert rows["fc"].macs == 2048 * 1000 and rows["fc"].params == 2048 * 1000 + 1000
+    assert rows["layer1.0"].depth == 2 and rows["layer1.0.conv2"].depth == 3
+
+
+def test_mac_formulas_on_a_small_net():
+    net = nn.Sequential(nn.Conv2d(4, 8, 3, stride=2, padding=1, groups=2), nn.BatchNorm2d(8), nn.ReLU(),
+                        nn.MaxPool2d(2), nn.Flatten(), nn.Linear(8 * 3 * 3, 5))
+    s = summarize(net, (4, 11, 11))
+    macs = [r.macs for r in s.rows]
+    # conv: N·OC·OH·OW·(C/groups)·KH·KW with OH = OW = 6; linear: in·out; BN, ReLU, pool, flatten: 0
+    assert macs == [1 * 8 * 6 * 6 * 2 * 3 * 3, 0, 0, 0, 0, 72 * 5]
+    assert [r.output_shape for r in s.rows][-1] == (1, 5)
+    assert s.total_params == net.num_parameters() == (8 * 2 * 9 + 8) + 16 + (72 * 5 + 5)
+
+
+def test_summary_leaves_the_model_as_it_was():
+    model = models.resnet20()
+    before = model.state_dict()
+    summarize(model, (3, 32, 32))
+    assert model.training
+    assert all(np.array_equal(v, before[k]) for k, v in model.state_dict().items())
+    assert not any(m._forward_hooks or m._forward_pre_hooks for m in model.modules())
+
+
+def test_text_and_dict(resnet50_summary):
+    text = resnet50_summary.to_text()
+    assert "layer" in text.splitlines()[2] and "MACs" in text.splitlines()[2]
+    assert "total parameters:     25,557,032" in text
+    assert "4,089,184,256 (4.09 G)" in text and "counted as 0 MACs" in text
+    short = resnet50_summary.to_text(max_depth=1)
+    assert "layer1.0" not in short and "layer4" in short
+    data = json.loads(json.dumps(resnet50_summary.to_dict()))
+    assert data["total_params"] == 25_557_032 and data["total_macs"] == 4_089_184_256
+    assert data["rows"][0] == {"name": "conv1", "type": "Conv2d", "output_shape": [1, 64, 112, 112],
+                               "params": 9408, "macs": 118_013_952, "depth": 1}
+
+
+def test_bad_input_size():
+    with pytest.raises(ValueError, match="input_size must be"):
+        summarize(models.resnet20(), (32, 32))
+
+
+# --------------------------------------------------------------------------- the command
+def test_cli_json(capsys):
+    assert main(["summary", "resnet20", "--json"]) == 0        # default input 3x32x32 for CIFAR nets
+    data = json.loads(capsys.readouterr().out)
+    assert data["input_size"] == [3, 32, 32] and data["total_params"] == 269_722
+    assert {r["name"]: r["output_shape"] for r in data["rows"]}["layer3"] == [1, 64, 8, 8]
+
+
+def test_cli_input_and_classes_change_the_model(capsys):
+    assert main(["summary", "resnet18", "--input", "1x8x8", "--num-classes", "10", "--depth", "1"]) == 0
+    out = capsys.readouterr().out
+    # the stem sees 1 channel instead of 3 (7·7·64 weights each); fc has 10 outputs instead of 1,000
+    expected = 11_689_512 - 2 * 7 * 7 * 64 - 990 * (512 + 1)
+    assert f"total parameters:     {expected:,}" in out
+    assert "layer1.0" not in out and "(1, 10)" in out
+
+
+def test_cli_errors(capsys):
+    assert main(["summary", "resnet19"]) == 2
+    assert "unknown model 'resnet19'; known models: densenet121" in capsys.readouterr().out
+    assert main(["summary", "resnet18", "--input", "224x224"]) == 2
+    assert "give channels x height x width" in capsys.readouterr().out

@@ -1,0 +1,204 @@
+"""Grade a student's copy (``grade``) or check one's own work (``check``), and print the report.
+
+``grade`` runs every case, visible and hidden, in a child process that imports the student's
+copy (see runner.py). Each exercise is checked with the instructor's code swapped in for every
+other exercise, and its values are compared with the ones this process (the instructor's copy)
+computes for the same inputs. ``check`` runs only the visible cases on the copy as it is: it needs
+no solutions, so students run it on their own copy.
+
+An exercise earns its points (exercises.py) only when all its cases pass.
+"""
+
+import json
+from pathlib import Path
+
+from .checks import VISIBLE_CASES
+from .exercises import EXERCISES
+from .markers import find_regions, region_body
+from .runner import locate_package, reference_values, run_checks
+
+_REFERENCE_CACHE = {}
+
+
+class GradingError(RuntimeError):
+    """Grading cannot start: a bad selection of exercises, or no instructor's copy to grade with."""
+
+
+def _instructor():
+    import tinyresnet
+    return tinyresnet, Path(tinyresnet.__file__).resolve().parent
+
+
+def select_exercises(requested, available, where):
+    """The requested exercise ids (all ``available`` ones when None), in the table's order."""
+    unknown_in_table = sorted(set(available) - set(EXERCISES))
+    if unknown_in_table:
+        regions = available if isinstance(available, dict) else {}
+        places = ", ".join(f"{ex} ({regions[ex].location})" if ex in regions else ex for ex in unknown_in_table)
+        raise GradingError(f"the source marks exercises that tinyresnet/assignment/exercises.py does not know: "
+                           f"{places}; add each to EXERCISES (title, points, hint) and give it checks")
+    if requested is None:
+        return [ex for ex in EXERCISES if ex in available]
+    unknown = [ex for ex in requested if ex not in available]
+    if unknown:
+        raise GradingError(f"unknown exercise(s) {', '.join(unknown)}; the exercises marked in {where} are: "
+                           f"{', '.join(ex for ex in EXERCISES if ex in available)}")
+    return [ex for ex in EXERCISES if ex in requested]
+
+
+def _summarise(exercise, result, graded):
+    """One exercise's line of the report from the runner's result."""
+    points = EXERCISES[exercise].points
+    entry = {"exercise": exercise, "title": EXERCISES[exercise].title, "status": result["status"],
+             "passed": False, "points": 0, "max_points": points, "max_rel_error": None, "where": None,
+             "message": result.get("message", ""), "cases": result.get("cases", [])}
+    cases = entry["cases"]
+    if result["status"] == "ran":
+        statuses = [c["status"] for c in cases]
+        for status in ("not implemented", "error", "fail"):
+            if status in statuses:
+                first = next(c for c in cases if c["status"] == status)
+                entry["status"] = status
+                entry["message"] = f"{first['case']}{' (hidden)' if first['hidden'] else ''}: {first['message']}"
+                break
+        else:
+            entry["status"] = "pass" if cases else "error"
+            entry["message"] = "" if cases else "no checks ran for this exercise"
+        # a failing exercise shows its first failing case; a passing one its worst case
+        shown = [c for c in cases if c["status"] != "pass"][:1] or cases
+        measured = [c for c in shown if c.get("max_rel_error") is not None]
+        if measured:
+            worst = max(measured, key=lambda c: c["max_rel_error"])
+            entry["max_rel_error"] = worst["max_rel_error"]
+            entry["where"] = f"{worst['case']}: {worst['where']}"
+    entry["passed"] = entry["status"] == "pass"
+    if graded and entry["passed"]:
+        entry["points"] = points
+    return entry
+
+
+def grade(student_dir, exercises=None, timeout=60.0):
+    """Grade the copy at ``student_dir`` (the folder with its ``tinyresnet`` package).
+
+    Returns the report as a dict: student_dir, imported_from, exercises (one entry each: status,
+    passed, points, max_points, max_rel_error, where, message, cases), total_points, max_points,
+    notes.
+    """
+    try:
+        from .hidden import HIDDEN_CASES
+    except ImportError:
+        raise GradingError("grading needs the instructor's copy of tinyresnet (with the solutions and the "
+                           "hidden checks); this one is a student release. Use `tinyresnet assignment check` "
+                           "to check your own work") from None
+    tr, package_dir = _instructor()
+    regions = find_regions(package_dir)
+    selected = select_exercises(exercises, regions, package_dir)
+    cases = [c for c in VISIBLE_CASES + HIDDEN_CASES if c.exercise in selected]
+    references = {}
+    for case in cases:
+        key = (case.exercise, case.name, repr(case.params))
+        if key not in _REFERENCE_CACHE:
+            try:
+                _REFERENCE_CACHE[key] = reference_values(tr, [case])[f"{case.exercise}/{case.name}"]
+            except NotImplementedError as e:
+                raise GradingError(f"this copy of tinyresnet ({package_dir}) has no solution for {case.exercise} "
+                                   f"({e}); grade with the instructor's copy") from None
+            except Exception as e:
+                raise GradingError(f"the instructor's copy ({package_dir}) fails the case {case.exercise} / "
+                                   f"{case.name} itself ({type(e).__name__}: {e}); fix that before grading") from e
+        references[f"{case.exercise}/{case.name}"] = _REFERENCE_CACHE[key]
+    bodies = {ex: region_body(r.path.read_text(encoding="utf-8"), r) for ex, r in regions.items()}
+    root = locate_package(student_dir)
+    results, info = run_checks(root, selected, cases, references=references, reference_bodies=bodies,
+                               timeout=timeout)
+    entries = [_summarise(ex, results[ex], graded=True) for ex in selected]
+    notes = info["notes"] + _release_mismatch(root, selected, exercises)
+    return {"student_dir": str(root), "imported_from": info["imported_from"], "python": info["python"],
+            "timeout_s": timeout, "exercises": entries, "total_points": sum(e["points"] for e in entries),
+            "max_points": sum(e["max_points"] for e in entries), "notes": notes}
+
+
+def _release_mismatch(root, selected, requested):
+    """A warning when grading every exercise of a copy that was released with fewer (the others
+    kept their solutions there, so they would score for free)."""
+    manifest = root / "assignment.json"
+    if requested is not None or not manifest.is_file():
+        return []
+    try:
+        released = json.loads(manifest.read_text(encoding="utf-8")).get("exercises") or []
+    except (OSError, ValueError, AttributeError):
+        return []
+    extra = [ex for ex in selected if ex not in released]
+    if not released or not extra:
+        return []
+    return [f"this copy's assignment.json says it was released with {' '.join(released)}; {', '.join(extra)} "
+            f"kept their solutions there. Grade with --exercises {' '.join(released)}"]
+
+
+def check(directory=".", exercises=None, timeout=60.0):
+    """Run the visible checks on the copy at ``directory`` as it is (no solutions needed).
+
+    Returns a report shaped like ``grade``'s, without points; an exercise that fails while one it
+    builds on also fails says so.
+    """
+    root = locate_package(directory)
+    regions = find_regions(root / "tinyresnet")
+    manifest = root / "assignment.json"          # written by release: the exercises handed out
+    if exercises is None and manifest.is_file():
+        released = json.loads(manifest.read_text(encoding="utf-8")).get("exercises")
+        exercises = [ex for ex in released or [] if ex in regions] or None
+    selected = select_exercises(exercises, regions, root / "tinyresnet")
+    cases = [c for c in VISIBLE_CASES if c.exercise in selected]
+    results, info = run_checks(root, selected, cases, timeout=timeout)
+    entries = [_summarise(ex, results[ex], graded=False) for ex in selected]
+    status = {e["exercise"]: e["passed"] for e in entries}
+    for e in entries:
+        blocking = [r for r in EXERCISES[e["exercise"]].requires if status.get(r) is False]
+        if not e["passed"] and blocking:
+            e["message"] += (f" [this check also runs {' and '.join(blocking)}, which do not pass yet: "
+                             f"fix {'them' if len(blocking) > 1 else 'it'} first]")
+    return {"student_dir": str(root), "imported_from": info["imported_from"], "python": info["python"],
+            "timeout_s": timeout, "exercises": entries, "passed": sum(e["passed"] for e in entries),
+            "total": len(entries), "notes": info["notes"]}
+
+
+def report_json(report):
+    """The report as strict JSON text (an infinite or NaN error becomes the string "inf" / "nan")."""
+    def clean(value):
+        if isinstance(value, float) and value != value:
+            return "nan"
+        if isinstance(value, float) and value in (float("inf"), float("-inf")):
+            return "inf" if value > 0 else "-inf"
+        if isinstance(value, dict):
+            return {k: clean(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [clean(v) for v in value]
+        return value
+    return json.dumps(clean(report), indent=2, ensure_ascii=False, allow_nan=False)
+
+
+def _error_text(entry):
+    error = entry["max_rel_error"]
+    if error is None:
+        return "-"
+    return "inf" if error == float("inf") else f"{error:.1e}"
+
+
+def format_report(report, points=True):
+    """The report as text: one line per exercise, the message under a failing one, the total."""
+    lines = [f"copy: {report['student_dir']}", f"imported: {report['imported_from'] or '(not imported)'}", ""]
+    header = f"{'exercise':<20} {'result':<16} " + ("points  " if points else "") + "worst rel. error  where"
+    lines += [header, "-" * len(header)]
+    for e in report["exercises"]:
+        result = "pass" if e["passed"] else e["status"].upper()
+        score = f"{e['points']:>2} / {e['max_points']:<2}  " if points else ""
+        lines.append(f"{e['exercise']:<20} {result:<16} {score}{_error_text(e):<17} {e['where'] or ''}".rstrip())
+        if not e["passed"] and e["message"]:
+            lines += ["    " + line for line in e["message"].splitlines()]
+    lines.append("-" * len(header))
+    if points:
+        lines.append(f"{'total':<37} {report['total_points']:>2} / {report['max_points']}")
+    else:
+        lines.append(f"{report['passed']} of {report['total']} exercises pass their visible checks")
+    lines += [f"note: {n}" for n in report["notes"]]
+    return "\n".join(lines)

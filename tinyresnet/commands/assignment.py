@@ -1,0 +1,93 @@
+"""``tinyresnet assignment``: release a student copy, check one's own work, grade submissions.
+
+    tinyresnet assignment list
+    tinyresnet assignment release OUT_DIR [--exercises ID ...]
+    tinyresnet assignment check [DIR] [--exercises ID ...] [--timeout S] [--json]
+    tinyresnet assignment grade STUDENT_DIR [STUDENT_DIR ...] [--exercises ID ...] [--timeout S] [--json]
+
+docs/teaching.md walks through a whole assignment.
+"""
+
+import json
+import sys
+
+
+def add_arguments(parser):
+    actions = parser.add_subparsers(dest="action", metavar="ACTION", required=True)
+
+    listing = actions.add_parser("list", help="the exercises marked in this copy's source, with points and places")
+    listing.add_argument("--json", action="store_true", help="print JSON instead of a table")
+
+    rel = actions.add_parser("release", help="write a student copy with the solution regions removed")
+    rel.add_argument("out_dir", metavar="OUT_DIR", help="a new (or empty) folder for the student copy")
+    rel.add_argument("--exercises", nargs="+", metavar="ID",
+                     help="the exercises to remove (default: all); the others keep their solutions")
+
+    chk = actions.add_parser("check", help="run the visible checks on a working copy (for students)")
+    chk.add_argument("dir", metavar="DIR", nargs="?", default=".",
+                     help="the copy: the folder holding its tinyresnet package (default: the current folder)")
+    chk.add_argument("--exercises", nargs="+", metavar="ID", help="only these exercises")
+    chk.add_argument("--timeout", type=float, default=60.0, metavar="S", help="seconds per exercise (default 60)")
+    chk.add_argument("--json", action="store_true", help="print the report as JSON")
+
+    grd = actions.add_parser("grade", help="grade student copies (visible and hidden checks, in isolation)")
+    grd.add_argument("student_dirs", metavar="STUDENT_DIR", nargs="+",
+                     help="a student's copy: the folder holding its tinyresnet package")
+    grd.add_argument("--exercises", nargs="+", metavar="ID",
+                     help="grade only these (pass the list you released; default: every marked exercise)")
+    grd.add_argument("--timeout", type=float, default=60.0, metavar="S", help="seconds per exercise (default 60)")
+    grd.add_argument("--json", action="store_true",
+                     help="print the report as JSON (a list when several copies are graded)")
+
+
+def run(args):
+    from ..assignment import GradingError, MarkerError, ReleaseError, check, format_report, grade, release
+    from ..assignment.grade import report_json
+    try:
+        if args.action == "list":
+            return _list(args)
+        if args.action == "release":
+            summary = release(args.out_dir, exercises=args.exercises)
+            kept = f"; kept with their solutions: {', '.join(summary['kept'])}" if summary["kept"] else ""
+            print(f"wrote {summary['out_dir']}: {len(summary['exercises'])} exercises, "
+                  f"{summary['max_points']} points{kept}")
+            print(f"handout: {summary['out_dir']}/HANDOUT.md")
+            print(f"grade the submissions with: {summary['grade_with']}")
+            return 0
+        if args.action == "check":
+            report = check(args.dir, exercises=args.exercises, timeout=args.timeout)
+            text = report_json(report) if args.json else format_report(report, False)
+            print(text)
+            return 0 if report["passed"] == report["total"] else 1
+        reports = [grade(d, exercises=args.exercises, timeout=args.timeout) for d in args.student_dirs]
+        if args.json:
+            print(report_json(reports[0] if len(reports) == 1 else reports))
+        else:
+            print("\n\n".join(format_report(r) for r in reports))
+        return 0
+    except (GradingError, MarkerError, ReleaseError, FileNotFoundError) as e:
+        print(f"tinyresnet assignment {args.action}: {e}", file=sys.stderr)
+        return 2
+
+
+def _list(args):
+    from pathlib import Path
+
+    import tinyresnet
+
+    from ..assignment import EXERCISES, find_regions
+    regions = find_regions(Path(tinyresnet.__file__).resolve().parent)
+    rows = [{"exercise": ex, "title": e.title, "points": e.points, "where": regions[ex].location}
+            for ex, e in EXERCISES.items() if ex in regions]
+    unknown = sorted(set(regions) - set(EXERCISES))
+    if args.json:
+        print(json.dumps({"exercises": rows, "unknown": unknown}, indent=2, ensure_ascii=False))
+    else:
+        for r in rows:
+            unit = "point " if r["points"] == 1 else "points"
+            print(f"{r['exercise']:<20} {r['points']:>2} {unit}  {r['where']:<36} {r['title']}")
+        print(f"{'total':<20} {sum(r['points'] for r in rows):>2} points")
+        for ex in unknown:
+            print(f"warning: {ex} ({regions[ex].location}) is marked but has no entry in "
+                  f"tinyresnet/assignment/exercises.py", file=sys.stderr)
+    return 0

@@ -1,0 +1,395 @@
+"""``Module`` and ``Parameter``: layers that own their weights, as in ``torch.nn``.
+
+A Module keeps three ordered registries, filled by plain attribute assignment:
+    parameters  ``self.weight = Parameter(...)``   trainable Tensors
+    buffers     ``self.register_buffer("running_mean", array)``   raw ndarrays (BN statistics),
+                updated in place by the ops and saved with the weights
+    children    ``self.conv1 = Conv2d(...)``   sub-modules; their entries get dotted names
+                such as ``layer1.0.conv1.weight``
+
+``state_dict()`` lists parameters then buffers of each module, then its children, in the order
+they were assigned: the same names and order as PyTorch, so torchvision checkpoints load by name.
+"""
+
+from collections import OrderedDict
+from typing import NamedTuple
+
+import numpy as np
+
+from ..autograd import Tensor
+from ..backend import check_device, device_of, to_device, to_numpy
+from ..serialization import load_npz, save_npz
+
+
+class Parameter(Tensor):
+    """A Tensor that a Module trains: ``requires_grad=True`` unless told otherwise."""
+
+    def __init__(self, data, requires_grad=True):
+        super().__init__(data, requires_grad=requires_grad)
+
+    def __repr__(self):
+        return "Parameter containing:\n" + super().__repr__()
+
+
+class RemovableHandle:
+    """Returned by ``register_forward_hook``; ``.remove()`` unregisters the hook."""
+
+    _next_id = 0
+
+    def __init__(self, hooks):
+        self.hooks, self.id = hooks, RemovableHandle._next_id
+        RemovableHandle._next_id += 1
+
+    def remove(self):
+        self.hooks.pop(self.id, None)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.remove()
+
+
+class IncompatibleKeys(NamedTuple):
+    """What ``load_state_dict(strict=False)`` skipped."""
+
+    missing_keys: list
+    unexpected_keys: list
+
+
+# Keys that a checkpoint may lack without being reported missing: older PyTorch checkpoints
+# have no num_batches_tracked, and it plays no part in the forward pass (momentum is not None).
+OPTIONAL_KEY_SUFFIXES = ("num_batches_tracked",)
+
+
+def _shorten(keys, limit=10):
+    keys = list(keys)
+    shown = ", ".join(keys[:limit])
+    return shown + (f", ... and {len(keys) - limit} more" if len(keys) > limit else "")
+
+
+class Module:
+    """The base class of every layer and model: subclasses set attributes in ``__init__`` and
+    define ``forward``; call the module itself (``model(x)``) so that hooks run."""
+
+    def __init__(self):
+        object.__setattr__(self, "_parameters", OrderedDict())
+        object.__setattr__(self, "_buffers", OrderedDict())
+        object.__setattr__(self, "_modules", OrderedDict())
+        object.__setattr__(self, "_forward_hooks", OrderedDict())
+        object.__setattr__(self, "_forward_pre_hooks", OrderedDict())
+        object.__setattr__(self, "training", True)
+
+    # ------------------------------------------------------------------ registration
+    def __setattr__(self, name, value):
+        if "_parameters" not in self.__dict__:
+            raise AttributeError(f"{type(self).__name__}: call super().__init__() before assigning "
+                                 f"attributes (assigning {name!r})")
+        registries = (self._parameters, self._buffers, self._modules)
+        if isinstance(value, Parameter):
+            kind = self._parameters
+        elif isinstance(value, Module):
+            kind = self._modules
+        elif name in self._buffers:
+            kind = self._buffers       # replacing a buffer's array (to(device) does this)
+        elif value is None and (name in self._parameters or name in self._modules):
+            kind = self._parameters if name in self._parameters else self._modules
+        else:
+            for registry in registries:
+                if name in registry:
+                    raise TypeError(f"cannot assign {type(value).__name__} to {type(self).__name__}.{name}, "
+                                    f"which is registered as a parameter or module; assign a "
+                                    f"Parameter or a Module (or None)")
+            object.__setattr__(self, name, value)
+            return
+        for registry in registries:
+            if registry is not kind:
+                registry.pop(name, None)
+        self.__dict__.pop(name, None)
+        kind[name] = value
+
+    def __getattr__(self, name):          # only called when normal lookup fails
+        for registry in ("_parameters", "_buffers", "_modules"):
+            entries = self.__dict__.get(registry)
+            if entries is not None and name in entries:
+                return entries[name]
+        raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+
+    def __delattr__(self, name):
+        for registry in (self._parameters, self._buffers, self._modules):
+            if name in registry:
+                del registry[name]
+                return
+        object.__delattr__(self, name)
+
+    def register_buffer(self, name, array):
+        """Keep ``array`` (an ndarray, not trained) with the module: moved by ``to`` and saved in
+        ``state_dict``. BatchNorm2d's running statistics are buffers."""
+        if isinstance(array, Tensor):
+            raise TypeError(f"register_buffer({name!r}): pass the raw array (tensor.data), not a Tensor")
+        if name in self._parameters or name in self._modules:
+            raise KeyError(f"{name!r} is already a parameter or module of {type(self).__name__}")
+        self.__dict__.pop(name, None)
+        self._buffers[name] = array
+
+    def register_parameter(self, name, param):
+        if param is not None and not isinstance(param, Parameter):
+            raise TypeError(f"register_parameter({name!r}) needs a Parameter or None, got {type(param).__name__}")
+        self._buffers.pop(name, None)
+        self._modules.pop(name, None)
+        self.__dict__.pop(name, None)
+        self._parameters[name] = param
+
+    def add_module(self, name, module):
+        if module is not None and not isinstance(module, Module):
+            raise TypeError(f"add_module({name!r}) needs a Module or None, got {type(module).__name__}")
+        if "." in name or not name:
+            raise KeyError(f"module name {name!r} must be non-empty and contain no '.'")
+        self._parameters.pop(name, None)
+        self._buffers.pop(name, None)
+        self.__dict__.pop(name, None)
+        self._modules[name] = module
+
+    # ------------------------------------------------------------------ calling
+    def forward(self, *args, **kwargs):
+        raise NotImplementedError(f"{type(self).__name__} must define forward()")
+
+    def __call__(self, *args, **kwargs):
+        for hook in list(self._forward_pre_hooks.values()):
+            hook(self, args)
+        out = self.forward(*args, **kwargs)
+        for hook in list(self._forward_hooks.values()):
+            replaced = hook(self, args, out)
+            if replaced is not None:
+                out = replaced
+        return out
+
+    def register_forward_hook(self, fn):
+        """Call ``fn(module, inputs, output)`` after every forward; a non-None return replaces the
+        output. Returns a handle whose ``.remove()`` unregisters it."""
+        handle = RemovableHandle(self._forward_hooks)
+        self._forward_hooks[handle.id] = fn
+        return handle
+
+    def register_forward_pre_hook(self, fn):
+        """Call ``fn(module, inputs)`` before every forward. Returns a removable handle."""
+        handle = RemovableHandle(self._forward_pre_hooks)
+        self._forward_pre_hooks[handle.id] = fn
+        return handle
+
+    def macs(self, inputs, output):
+        """Multiply-accumulates of one call with these inputs and output (0 unless a layer says)."""
+        return 0
+
+    # ------------------------------------------------------------------ traversal
+    def named_children(self):
+        for name, module in self._modules.items():
+            if module is not None:
+                yield name, module
+
+    def children(self):
+        for _, module in self.named_children():
+            yield module
+
+    def named_modules(self, prefix="", memo=None):
+        """This module and every descendant, each once, as (dotted name, module); the root is ""."""
+        memo = set() if memo is None else memo
+        if id(self) in memo:
+            return
+        memo.add(id(self))
+        yield prefix, self
+        for name, child in self.named_children():
+            yield from child.named_modules(f"{prefix}.{name}" if prefix else name, memo)
+
+    def modules(self):
+        for _, module in self.named_modules():
+            yield module
+
+    def _named_members(self, registry, recurse):
+        seen = set()
+        modules = self.named_modules() if recurse else [("", self)]
+        for prefix, module in modules:
+            for name, value in getattr(module, registry).items():
+                if value is None or id(value) in seen:
+                    continue
+                seen.add(id(value))
+                yield (f"{prefix}.{name}" if prefix else name), value
+
+    def named_parameters(self, recurse=True):
+        """(dotted name, Parameter) pairs; a parameter shared by two layers appears once."""
+        yield from self._named_members("_parameters", recurse)
+
+    def parameters(self, recurse=True):
+        for _, p in self.named_parameters(recurse):
+            yield p
+
+    def named_buffers(self, recurse=True):
+        """(dotted name, ndarray) pairs of the buffers (BN running statistics)."""
+        yield from self._named_members("_buffers", recurse)
+
+    def buffers(self, recurse=True):
+        for _, b in self.named_buffers(recurse):
+            yield b
+
+    def num_parameters(self, trainable_only=False):
+        """The number of scalar weights (each shared parameter counted once)."""
+        return sum(int(p.size) for p in self.parameters() if p.requires_grad or not trainable_only)
+
+    # ------------------------------------------------------------------ modes and gradients
+    def train(self, mode=True):
+        """Training mode (BN uses batch statistics and updates its running ones); returns self."""
+        for module in self.modules():
+            object.__setattr__(module, "training", bool(mode))
+        return self
+
+    def eval(self):
+        """Evaluation mode (BN uses its running statistics); returns self."""
+        return self.train(False)
+
+    def zero_grad(self):
+        """Drop every parameter's ``.grad`` (set it to None, as PyTorch does by default)."""
+        for p in self.parameters():
+            p.grad = None
+
+    def requires_grad_(self, flag=True):
+        for p in self.parameters():
+            p.requires_grad_(flag)
+        return self
+
+    # ------------------------------------------------------------------ device and dtype
+    def to(self, device=None, dtype=None):
+        """Move parameters and buffers to ``device`` ("cpu" or "cuda") and/or cast floating ones to
+        ``dtype``, in place (the Parameter objects stay the same, so an optimiser keeps working).
+
+        ``model.to("cuda")``, ``model.to(dtype=np.float64)``, ``model.to(np.float64)``.
+        """
+        if device is not None and not isinstance(device, str):
+            device, dtype = None, device      # model.to(np.float64)
+        if device is not None:
+            device = check_device(device)
+
+        def convert(a):
+            if dtype is not None and a.dtype.kind == "f":
+                a = a.astype(dtype)
+            return to_device(a, device) if device is not None else a
+
+        for module in self.modules():
+            for p in module._parameters.values():
+                if p is not None:
+                    p.data = convert(p.data)
+                    if p.grad is not None:
+                        p.grad = convert(p.grad)
+            for name, b in module._buffers.items():
+                if b is not None:
+                    module._buffers[name] = convert(b)
+        return self
+
+    def cpu(self):
+        return self.to("cpu")
+
+    def cuda(self):
+        return self.to("cuda")
+
+    def double(self):
+        """Cast floating parameters and buffers to float64 (for gradient checks and parity tests)."""
+        return self.to(dtype=np.float64)
+
+    def float(self):
+        return self.to(dtype=np.float32)
+
+    # ------------------------------------------------------------------ weights
+    def _state_entries(self):
+        """(dotted name, module, kind, attribute) for every parameter and buffer, in state_dict order."""
+        for prefix, module in self.named_modules():
+            for kind in ("_parameters", "_buffers"):
+                for name, value in getattr(module, kind).items():
+                    if value is not None:
+                        yield (f"{prefix}.{name}" if prefix else name), module, kind, name
+
+    def state_dict(self):
+        """An OrderedDict name -> NumPy array (a host copy) of every parameter and buffer."""
+        state = OrderedDict()
+        for key, module, kind, name in self._state_entries():
+            value = getattr(module, kind)[name]
+            state[key] = np.array(to_numpy(value.data if isinstance(value, Tensor) else value))
+        return state
+
+    def load_state_dict(self, state_dict, strict=True):
+        """Copy arrays from ``state_dict`` into this module's parameters and buffers, in place.
+
+        With ``strict=True`` the keys must match exactly (a missing ``num_batches_tracked`` is
+        tolerated: older checkpoints lack it). A shape mismatch is always an error. Everything is
+        checked before anything is written, so a failed load leaves the model unchanged.
+        Returns ``IncompatibleKeys(missing_keys, unexpected_keys)``.
+        """
+        entries = {key: (module, kind, name) for key, module, kind, name in self._state_entries()}
+        missing = [k for k in entries if k not in state_dict and not k.endswith(OPTIONAL_KEY_SUFFIXES)]
+        unexpected = [k for k in state_dict if k not in entries]
+        given = {key: np.asarray(_host(value)) for key, value in state_dict.items() if key in entries}
+        targets = {key: _raw(getattr(module, kind)[name]) for key, (module, kind, name) in entries.items()}
+        wrong_shape = [f"{key}: checkpoint has shape {tuple(value.shape)}, this model has {tuple(targets[key].shape)}"
+                       for key, value in given.items() if tuple(value.shape) != tuple(targets[key].shape)]
+        problems = []
+        if wrong_shape:
+            problems.append("size mismatch for " + "; ".join(wrong_shape))
+        if strict and missing:
+            problems.append(f"missing keys ({len(missing)}): {_shorten(missing)}")
+        if strict and unexpected:
+            problems.append(f"unexpected keys ({len(unexpected)}): {_shorten(unexpected)}")
+        if problems:
+            hint = ("check that the model was built with the same arguments (num_classes, in_channels, "
+                    "shortcut, stem) as the checkpoint")
+            if not wrong_shape:
+                hint += ", or pass strict=False to load only the matching keys"
+            raise RuntimeError(f"error(s) loading state_dict into {type(self).__name__}:\n  "
+                               + "\n  ".join(problems) + f"\n  ({hint})")
+        for key, value in given.items():
+            target = targets[key]
+            target[...] = to_device(value.astype(target.dtype, copy=False), device_of(target))
+        return IncompatibleKeys(missing, unexpected)
+
+    def save(self, path):
+        """Write ``state_dict()`` to ``path`` (.npz) atomically: an interrupted save keeps the old file."""
+        save_npz(path, self.state_dict())
+
+    def load(self, path, strict=True):
+        """Load weights saved by ``save`` (or converted by ``tinyresnet convert-torch``)."""
+        return self.load_state_dict(load_npz(path), strict=strict)
+
+    # ------------------------------------------------------------------ printing
+    def extra_repr(self):
+        """The arguments shown between the parentheses of this module's repr."""
+        return ""
+
+    def __repr__(self):
+        children = [(name, repr(m)) for name, m in self._modules.items() if m is not None]
+        if not children:
+            return f"{type(self).__name__}({self.extra_repr()})"
+        lines = [f"{type(self).__name__}("]
+        if self.extra_repr():
+            lines.append("  " + self.extra_repr())
+        for name, text in children:
+            lines.append(f"  ({name}): " + text.replace("\n", "\n  "))
+        return "\n".join(lines) + "\n)"
+
+
+def _raw(value):
+    return value.data if isinstance(value, Tensor) else value
+
+
+def _host(value):
+    """A checkpoint entry as something np.asarray reads: a Tensor's data, a CuPy array on the host."""
+    value = _raw(value)
+    if hasattr(value, "detach") and hasattr(value, "cpu"):     # a torch.Tensor
+        value = value.detach().cpu().numpy()
+    return to_numpy(value)
+
+
+def save(module, path):
+    """``module.save(path)`` as a function."""
+    module.save(path)
+
+
+def load(module, path, strict=True):
+    """``module.load(path, strict)`` as a function."""
+    return module.load(path, strict=strict)

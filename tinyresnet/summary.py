@@ -1,0 +1,133 @@
+"""Per-layer output shapes, parameters and multiply-accumulates of a model, found by running it.
+
+``summarize(model, input_size)`` runs one forward pass on a batch of one zero image (in eval
+mode, without recording a graph) with a hook on every module, and gives one row per module call
+in the order the calls start. Each row counts only what that module itself owns and computes:
+
+- params: the parameters registered on that module (a container's row shows 0; its layers
+  carry its weights), so the rows add up to the model's total;
+- macs (multiply-accumulates) as the layer reports them: a convolution
+  N·OC·OH·OW·(C/groups)·KH·KW, a linear layer N·in·out (bias additions not counted);
+  BatchNorm, ReLU, pooling and the residual addition count as 0.
+"""
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from .autograd import Tensor, no_grad
+from .backend import get_array_module
+
+ZERO_MAC_NOTE = "BatchNorm, ReLU, pooling, concatenation and the residual addition are counted as 0 MACs"
+
+
+@dataclass
+class SummaryRow:
+    """One module call: its dotted name, class, output shape, own parameters and MACs, and depth."""
+
+    name: str
+    type: str
+    output_shape: tuple
+    params: int
+    macs: int
+    depth: int
+
+
+@dataclass
+class ModelSummary:
+    """The rows of ``summarize`` and the totals; ``to_text()`` for people, ``to_dict()`` for programs."""
+
+    model: str
+    input_size: tuple
+    rows: list = field(default_factory=list)
+    total_params: int = 0
+    trainable_params: int = 0
+    total_macs: int = 0
+    output_shape: tuple = ()
+
+    def to_dict(self):
+        return {"model": self.model, "input_size": list(self.input_size), "output_shape": list(self.output_shape),
+                "rows": [dict(asdict(r), output_shape=list(r.output_shape)) for r in self.rows],
+                "total_params": self.total_params, "trainable_params": self.trainable_params,
+                "total_macs": self.total_macs, "note": ZERO_MAC_NOTE}
+
+    def to_text(self, max_depth=None):
+        """A table, one line per row (down to ``max_depth`` levels of nesting), then the totals."""
+        rows = [r for r in self.rows if max_depth is None or r.depth <= max_depth]
+        header = ("layer", "type", "output shape", "params", "MACs")
+        table = [("  " * (r.depth - 1) + r.name, r.type, str(r.output_shape), f"{r.params:,}", f"{r.macs:,}")
+                 for r in rows]
+        widths = [max(len(line[i]) for line in [header] + table) for i in range(5)]
+
+        def line(cells):
+            left = [c.ljust(w) for c, w in zip(cells[:3], widths[:3])]
+            right = [c.rjust(w) for c, w in zip(cells[3:], widths[3:])]
+            return "  ".join(left + right).rstrip()
+
+        rule = "-" * len(line(header))
+        out = [f"{self.model}, input {format_size(self.input_size)}", rule, line(header), rule]
+        out += [line(cells) for cells in table]
+        out += [rule,
+                f"total parameters:     {self.total_params:,}",
+                f"trainable parameters: {self.trainable_params:,}",
+                f"multiply-accumulates: {self.total_macs:,} ({self.total_macs / 1e9:.2f} G) per image",
+                f"output shape:         {self.output_shape}",
+                f"({ZERO_MAC_NOTE})"]
+        return "\n".join(out)
+
+    def __str__(self):
+        return self.to_text()
+
+
+def format_size(size):
+    return "x".join(str(s) for s in size)
+
+
+def summarize(model, input_size=(3, 224, 224), name=None):
+    """Run ``model`` once on a zero batch of shape (1, *input_size) and describe every layer.
+
+    The model's device and dtype are used; its training mode is restored afterwards and its
+    weights and BN statistics are left untouched. Returns a ``ModelSummary``.
+    """
+    input_size = tuple(int(s) for s in input_size)
+    if len(input_size) != 3 or min(input_size) < 1:
+        raise ValueError(f"input_size must be (C, H, W) with positive sizes, got {input_size}")
+    names = {id(m): n for n, m in model.named_modules()}
+    first = next(model.parameters(), None)               # the input takes the weights' device and dtype
+    like = first.data if first is not None else np.zeros(0, dtype=np.float32)
+    x = Tensor(get_array_module(like).zeros((1,) + input_size, dtype=like.dtype))
+
+    rows, open_rows, counted = [], [], set()
+
+    def before(module, inputs):
+        row = SummaryRow(names[id(module)], type(module).__name__, (), 0, 0, names[id(module)].count(".") + 1)
+        if id(module) not in counted:          # a layer called twice (a shared ReLU) owns its weights once
+            counted.add(id(module))
+            row.params = sum(int(p.size) for p in module.parameters(recurse=False))
+        rows.append(row)
+        open_rows.append(row)
+
+    def after(module, inputs, output):
+        row = open_rows.pop()
+        row.output_shape = tuple(output.shape)
+        row.macs = int(module.macs(inputs, output))
+
+    handles = []
+    for module_name, module in model.named_modules():
+        if module_name:                        # the model itself gets the totals, not a row
+            handles.append(module.register_forward_pre_hook(before))
+            handles.append(module.register_forward_hook(after))
+    was_training = model.training
+    try:
+        model.eval()
+        with no_grad():
+            out = model(x)
+    finally:
+        for h in handles:
+            h.remove()
+        model.train(was_training)
+    return ModelSummary(
+        model=name or type(model).__name__, input_size=input_size, rows=rows,
+        total_params=model.num_parameters(), trainable_params=model.num_parameters(trainable_only=True),
+        total_macs=sum(r.macs for r in rows), output_shape=tuple(out.shape))
+

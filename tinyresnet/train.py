@@ -1,0 +1,355 @@
+"""The training loop: ``fit(TrainConfig(...))``, what ``tinyresnet train`` runs.
+
+Each epoch trains on shuffled, augmented batches (SGD with momentum by default, as the ResNet
+paper), then measures the test set. A run folder (``config.out``) receives:
+
+- ``metrics.csv``: one row per epoch (train/test loss and accuracy, learning rate, images/s)
+- ``last.npz`` after every epoch and ``best.npz`` at the best test accuracy: model, optimiser,
+  schedule, epoch, history, random-generator states and the config (see ``training.checkpoint``)
+- ``curves.png``: loss, accuracy and learning rate per epoch; ``config.json``
+
+``fit(config, resume=True)`` continues from ``last.npz``. Every random choice is a function of
+(seed, epoch, batch) and the checkpoint holds everything else, so a resumed run's losses equal
+those of a run that was never stopped. The first Ctrl-C finishes the current step, saves
+``last.npz`` and returns (a second one quits at once); a NaN or infinite loss stops the run with
+``TrainingDiverged`` and leaves the last good checkpoint as it was.
+"""
+
+import dataclasses
+import json
+import math
+import os
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import functional as F
+from .autograd import Tensor
+from .backend import check_device
+from .data import DataLoader, get_dataset
+from .data import transforms as T
+from .optim import SGD, Adam, lr_scheduler
+from .training.checkpoint import check_model_state, copy_atomically, load_checkpoint, save_checkpoint
+from .training.config import RESUMABLE_CHANGES, TrainConfig, config_conflicts, describe_conflicts
+from .training.inference import load_trained_model, predict_proba
+from .training.metrics import MetricsLog, evaluate
+from .training.plots import plot_curves
+
+__all__ = ["FitResult", "RESUMABLE_CHANGES", "TrainConfig", "Trainer", "TrainingDiverged", "build_datasets",
+           "build_model", "build_optimizer", "build_scheduler", "default_augmentation", "fit", "load_trained_model",
+           "predict_proba", "resume_config", "train_step"]
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss became NaN or infinite."""
+
+
+@dataclass
+class FitResult:
+    run_dir: str
+    history: list                      # one dict per epoch, as in metrics.csv
+    best_accuracy: float
+    best_epoch: int
+    interrupted: bool = False
+
+    @property
+    def final_accuracy(self):
+        return self.history[-1]["test_acc"] if self.history else float("nan")
+
+
+# ------------------------------------------------------------------------------------------ building a run
+def build_datasets(config):
+    """``(train, test)`` for the config's dataset, cut to ``config.subset`` images each if set."""
+    train, test = get_dataset(config.dataset, config.data_dir, config.image_size, config.channels)
+    if config.subset:
+        train = train.subset(np.arange(min(config.subset, len(train))))
+        test = test.subset(np.arange(min(config.subset, len(test))))
+    return train, test
+
+
+def default_augmentation(dataset, image_shape):
+    """The random transforms used for training when ``augment`` is on.
+
+    Photos (cifar10, imagefolder): the paper's CIFAR recipe, shifts of up to H/8 pixels (4 for
+    32×32) by padding and random cropping, and horizontal flips. Digits and synthetic data: shifts
+    of one pixel, no flips (a mirrored 2 is no digit).
+    """
+    _, H, W = image_shape
+    if dataset in ("cifar10", "imagefolder"):
+        return [T.RandomCrop((H, W), padding=max(1, H // 8)), T.RandomHorizontalFlip()]
+    return [T.RandomCrop((H, W), padding=1)]
+
+
+def build_model(config, num_classes, in_channels):
+    """The model named by ``config.model``, initialised from ``config.seed``."""
+    from . import models
+    from .nn import init
+
+    init.manual_seed(config.seed)
+    return models.get_model(config.model, num_classes=num_classes, in_channels=in_channels)
+
+
+def build_optimizer(config, model):
+    if config.optimizer == "adam":
+        return Adam(model.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    return SGD(model.parameters(), lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay,
+               nesterov=config.nesterov)
+
+
+def build_scheduler(config, optimizer):
+    """The per-epoch schedule, behind a per-iteration linear warm-up if ``warmup_steps`` > 0."""
+    if config.schedule == "cosine":
+        schedule = lr_scheduler.CosineAnnealingLR(optimizer, T_max=config.epochs)
+    elif config.schedule == "multistep":
+        milestones = config.milestones or (round(config.epochs * 0.5), round(config.epochs * 0.75))
+        schedule = lr_scheduler.MultiStepLR(optimizer, milestones=milestones, gamma=config.gamma)
+    else:
+        schedule = lr_scheduler.ConstantLR(optimizer, factor=1.0)
+    if config.warmup_steps > 0:
+        return lr_scheduler.LinearWarmup(optimizer, config.warmup_steps, start_factor=config.warmup_factor,
+                                         after=schedule)
+    return schedule
+
+
+def train_step(model, optimizer, x, y):
+    """One optimiser step on a batch. Returns (loss, number correct); a non-finite loss changes nothing."""
+    optimizer.zero_grad()
+    logits = model(Tensor(x))
+    loss = F.cross_entropy(logits, y)
+    value = float(loss.item())
+    if not math.isfinite(value):
+        return value, 0
+    loss.backward()
+    optimizer.step()
+    return value, int((logits.data.argmax(axis=1) == y).sum())
+
+
+def _load_last(run_dir):
+    last_path = os.path.join(run_dir, "last.npz")
+    if not os.path.exists(last_path):
+        raise FileNotFoundError(f"nothing to resume: {last_path} does not exist; start the run without --resume")
+    return load_checkpoint(last_path)
+
+
+def resume_config(run_dir, **changes):
+    """The config saved in ``run_dir/last.npz``, with ``changes`` (only those in RESUMABLE_CHANGES)."""
+    saved = _load_last(run_dir)["meta"]["config"]
+    conflicts = config_conflicts(saved, changes)
+    if conflicts:
+        raise ValueError(describe_conflicts(saved, conflicts))
+    return TrainConfig(**{**saved, **changes, "out": run_dir})
+
+
+class _StopRequest:
+    """Ctrl-C during training: the first press asks the loop to stop after the current step (and
+    save); a second one raises KeyboardInterrupt at once. Installed only in the main thread."""
+
+    def __init__(self):
+        self.requested, self.forced, self.previous = False, False, None
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum, frame):
+        if self.requested:
+            self.forced = True
+            raise KeyboardInterrupt
+        self.requested = True
+        print("\nCtrl-C: stopping after this step and saving a checkpoint (press again to quit without saving)",
+              file=sys.stderr, flush=True)
+
+    def __exit__(self, *exc):
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+
+
+# ------------------------------------------------------------------------------------------ the loop
+class Trainer:
+    """One run: its data, model, optimiser, schedule and counters, built from a config (and, to
+    resume, from the run's ``last.npz``). ``Trainer(config).fit()`` trains it."""
+
+    def __init__(self, config, resume=False):
+        from .nn import init
+
+        self.config = config = dataclasses.replace(config)
+        self.device = check_device(config.device)
+        self.run_dir = config.out
+        self.last_path = os.path.join(self.run_dir, "last.npz")
+        self.best_path = os.path.join(self.run_dir, "best.npz")
+        checkpoint = None
+        if resume:
+            checkpoint = _load_last(self.run_dir)
+            saved = checkpoint["meta"]["config"]
+            conflicts = config_conflicts(saved, config.to_dict())
+            if conflicts:
+                raise ValueError(describe_conflicts(saved, conflicts))
+        elif os.path.exists(self.last_path):
+            raise FileExistsError(f"{self.run_dir} already holds a run ({self.last_path}); resume it with --resume, "
+                                  f"or choose another --out")
+
+        self.train_set, self.test_set = build_datasets(config)
+        shape = self.train_set.image_shape
+        if checkpoint:
+            mean, std = checkpoint["meta"]["model_info"]["mean"], checkpoint["meta"]["model_info"]["std"]
+        else:
+            mean, std = self.train_set.channel_stats()
+        normalize = T.Normalize(mean, std)
+        augmentation = default_augmentation(config.dataset, shape) if config.augment else []
+        self.model = build_model(config, self.train_set.num_classes, shape[0]).to(self.device)
+        self.optimizer = build_optimizer(config, self.model)
+        self.scheduler = build_scheduler(config, self.optimizer)
+        self.train_loader = DataLoader(self.train_set, config.batch_size, shuffle=True, seed=config.seed,
+                                       transform=T.Compose(augmentation + [normalize]), prefetch=config.prefetch,
+                                       device=self.device)
+        self.test_loader = DataLoader(self.test_set, config.eval_batch_size, transform=normalize,
+                                      prefetch=config.prefetch, device=self.device)
+        self.model_info = {"name": config.model, "num_classes": self.train_set.num_classes, "in_channels": shape[0],
+                           "image_shape": list(shape), "classes": list(self.train_set.classes), "mean": list(mean),
+                           "std": list(std), "dataset": config.dataset, "data_dir": config.data_dir}
+        # epoch/step reached; the running sums of the epoch in progress; the finished epochs
+        self.state = {"epoch": 0, "step": 0, "loss_sum": 0.0, "correct": 0, "seen": 0, "train_time": 0.0,
+                      "history": [], "best_accuracy": -1.0, "best_epoch": 0}
+        if checkpoint:
+            meta = checkpoint["meta"]
+            check_model_state(self.model, checkpoint["model"], self.last_path, meta["model_info"]["name"])
+            self.model.load_state_dict(checkpoint["model"])
+            self.optimizer.load_state_dict(checkpoint["optimizer"])
+            self.scheduler.load_state_dict(checkpoint["scheduler"])
+            self.state.update(meta["state"])
+            init.default_generator().bit_generator.state = meta["rng"]["init_generator"]
+            if self.state["epoch"] >= config.epochs:
+                raise ValueError(f"{self.run_dir} has already trained {self.state['epoch']} epochs; pass a larger "
+                                 f"--epochs (more than {self.state['epoch']}) to train further")
+        self.resumed = resume
+
+    def save(self, path, interrupted=False):
+        """Write a checkpoint of the run as it is now (atomically)."""
+        from .nn import init
+
+        meta = {"config": self.config.to_dict(), "state": self.state, "model_info": self.model_info,
+                "interrupted": interrupted,
+                "rng": {"seed": self.config.seed, "init_generator": init.default_generator().bit_generator.state,
+                        "batches": "shuffles and augmentations are seeded by (seed, epoch, batch)"}}
+        save_checkpoint(path, self.model.state_dict(), self.optimizer.state_dict(), self.scheduler.state_dict(), meta)
+
+    def say(self, text):
+        if self.config.progress:
+            from tqdm.auto import tqdm
+            tqdm.write(text)
+
+    def train_epoch(self, epoch, on_step, stop):
+        """Train on the epoch's batches from ``state["step"]`` on. Returns the last learning rate used."""
+        from tqdm.auto import tqdm
+
+        state, config = self.state, self.config
+        self.model.train()
+        lr = self.optimizer.param_groups[0]["lr"]
+        bar = tqdm(total=len(self.train_loader), initial=state["step"], desc=f"epoch {epoch + 1}/{config.epochs}",
+                   disable=not config.progress, leave=False, unit="batch", dynamic_ncols=True)
+        batches = self.train_loader.iterate(epoch, start=state["step"])
+        started = time.perf_counter()
+        try:
+            for x, y in batches:
+                lr = self.optimizer.param_groups[0]["lr"]
+                loss, correct = train_step(self.model, self.optimizer, x, y)
+                if not math.isfinite(loss):
+                    kept = (f"the last good checkpoint, from the end of epoch {epoch}, is kept: {self.last_path}"
+                            if os.path.exists(self.last_path) else "no checkpoint had been saved yet")
+                    raise TrainingDiverged(f"the loss became {loss} at epoch {epoch + 1}, step {state['step'] + 1} "
+                                           f"(learning rate {lr:g}); training stopped. Try a lower learning rate, "
+                                           f"e.g. --lr {config.lr / 10:g}. {kept}")
+                self.scheduler.step_batch()
+                state["step"] += 1
+                state["loss_sum"] += loss * len(y)
+                state["correct"] += correct
+                state["seen"] += len(y)
+                elapsed = state["train_time"] + time.perf_counter() - started
+                bar.update(1)
+                bar.set_postfix(loss=f"{state['loss_sum'] / state['seen']:.4f}",
+                                acc=f"{100 * state['correct'] / state['seen']:.1f}%", lr=f"{lr:.4g}",
+                                img_s=f"{state['seen'] / max(elapsed, 1e-9):.0f}", refresh=False)
+                if on_step is not None:
+                    on_step(epoch, state["step"] - 1, loss)
+                if stop.requested:
+                    raise KeyboardInterrupt
+        finally:
+            batches.close()
+            bar.close()
+            state["train_time"] += time.perf_counter() - started
+        return lr
+
+    def end_epoch(self, epoch, lr):
+        """Measure the test set, step the schedule, log the epoch and write the checkpoints."""
+        state = self.state
+        result = evaluate(self.model, self.test_loader)
+        seen = max(state["seen"], 1)
+        row = {"epoch": epoch + 1, "train_loss": state["loss_sum"] / seen, "train_acc": state["correct"] / seen,
+               "test_loss": result["loss"], "test_acc": result["accuracy"], "lr": lr,
+               "time_s": round(state["train_time"], 3),
+               "images_per_s": round(state["seen"] / max(state["train_time"], 1e-9), 1)}
+        self.scheduler.step()
+        improved = row["test_acc"] > state["best_accuracy"]
+        state.update(epoch=epoch + 1, step=0, loss_sum=0.0, correct=0, seen=0, train_time=0.0,
+                     history=state["history"] + [row])
+        if improved:
+            state.update(best_accuracy=row["test_acc"], best_epoch=epoch + 1)
+        self.log.append(row)
+        self.save(self.last_path)
+        if improved:
+            copy_atomically(self.last_path, self.best_path)
+        self.say(f"epoch {epoch + 1:>3}/{self.config.epochs}  train loss {row['train_loss']:.4f} "
+                 f"acc {100 * row['train_acc']:5.1f}%  test loss {row['test_loss']:.4f} "
+                 f"acc {100 * row['test_acc']:5.2f}%  lr {lr:.4g}  {row['images_per_s']:.0f} img/s  "
+                 f"{row['time_s']:.1f}s" + ("  *best" if improved else ""))
+
+    def fit(self, on_step=None):
+        """Train until ``config.epochs``; returns a ``FitResult``.
+
+        ``on_step(epoch, step, loss)`` is called after every training step (both counted from 0).
+        """
+        config, state = self.config, self.state
+        os.makedirs(self.run_dir, exist_ok=True)
+        with open(os.path.join(self.run_dir, "config.json"), "w") as f:
+            json.dump(config.to_dict(), f, indent=2)
+        self.log = MetricsLog(os.path.join(self.run_dir, "metrics.csv"))
+        self.log.rewrite(state["history"])
+        if not self.resumed:
+            n_params = sum(int(p.size) for p in self.model.parameters())
+            self.say(f"training {config.model} ({n_params:,} parameters) on {config.dataset}: {len(self.train_set)} "
+                     f"training and {len(self.test_set)} test images {self.train_set.image_shape}, {config.epochs} "
+                     f"epochs on {self.device}; run folder {self.run_dir}")
+        stop, interrupted = _StopRequest(), False
+        try:
+            with stop:
+                for epoch in range(state["epoch"], config.epochs):
+                    lr = self.train_epoch(epoch, on_step, stop)
+                    self.end_epoch(epoch, lr)
+                    if stop.requested:
+                        raise KeyboardInterrupt
+        except KeyboardInterrupt:
+            if stop.forced:
+                raise
+            self.save(self.last_path, interrupted=True)
+            interrupted = True
+            self.say(f"interrupted in epoch {state['epoch'] + 1} after step {state['step']}: saved {self.last_path}; "
+                     f"continue with `tinyresnet train --resume --out {self.run_dir}`")
+        finally:
+            if state["history"]:
+                plot_curves(state["history"], os.path.join(self.run_dir, "curves.png"))
+        return FitResult(self.run_dir, state["history"], max(state["best_accuracy"], 0.0), state["best_epoch"],
+                         interrupted)
+
+
+def fit(config, resume=False, on_step=None):
+    """Train a model as ``config`` says (``resume=True``: continue the run in ``config.out``).
+
+    ``on_step(epoch, step, loss)`` is called after every training step (both counted from 0).
+    Returns a ``FitResult`` (history, best accuracy, whether Ctrl-C stopped it).
+    """
+    return Trainer(config, resume).fit(on_step)

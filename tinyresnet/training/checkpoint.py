@@ -1,0 +1,127 @@
+"""Training checkpoints: one .npz file holding the model, the optimiser, the schedule and the run's state.
+
+Layout of the file (written atomically by ``tinyresnet.serialization.save_npz``, so a crash while
+saving leaves the previous checkpoint intact):
+
+- ``model/<state_dict key>``: the model's parameters and buffers (``conv1.weight``, ``bn1.running_mean``, ...)
+- ``optimizer/...`` and ``scheduler/...``: their state_dict arrays (momentum buffers, ...)
+- ``meta``: one JSON string with everything else: the config, the epoch and step reached, the
+  metrics history, the model description used by ``evaluate``/``predict``, random-generator
+  states, and the optimiser/scheduler state_dicts with their arrays replaced by references.
+"""
+
+import json
+import os
+
+import numpy as np
+
+from ..serialization import load_npz, save_npz
+
+FORMAT = "tinyresnet-checkpoint-1"
+
+
+def _pack(tree, prefix, arrays):
+    """``tree`` with every ndarray moved into ``arrays`` (under a key built from its path) and replaced
+    by ``{"__array__": key}``, so the rest is plain JSON."""
+    if isinstance(tree, np.ndarray) or (hasattr(tree, "shape") and hasattr(tree, "dtype") and np.ndim(tree) > 0):
+        arrays[prefix] = tree
+        return {"__array__": prefix}
+    if isinstance(tree, dict):
+        return {str(k): _pack(v, f"{prefix}/{k}", arrays) for k, v in tree.items()}
+    if isinstance(tree, (list, tuple)):
+        return [_pack(v, f"{prefix}/{i}", arrays) for i, v in enumerate(tree)]
+    if isinstance(tree, np.generic) or hasattr(tree, "item"):
+        return tree.item()
+    return tree
+
+
+def _unpack(tree, arrays):
+    if isinstance(tree, dict):
+        if set(tree) == {"__array__"}:
+            return arrays[tree["__array__"]]
+        return {k: _unpack(v, arrays) for k, v in tree.items()}
+    if isinstance(tree, list):
+        return [_unpack(v, arrays) for v in tree]
+    return tree
+
+
+def save_checkpoint(path, model_state, optimizer_state, scheduler_state, meta):
+    """Write a checkpoint atomically; ``meta`` is any JSON-serialisable dict."""
+    arrays = {f"model/{k}": v for k, v in model_state.items()}
+    packed = dict(meta, format=FORMAT,
+                  optimizer=_pack(optimizer_state, "optimizer", arrays),
+                  scheduler=_pack(scheduler_state, "scheduler", arrays))
+    arrays["meta"] = np.array(json.dumps(packed))
+    save_npz(path, arrays)
+
+
+def load_checkpoint(path):
+    """Read a checkpoint: ``{"model": state_dict, "optimizer": ..., "scheduler": ..., "meta": {...}}``.
+
+    A missing, truncated or foreign file raises an error naming it.
+    """
+    if os.path.isdir(path):
+        path = os.path.join(path, "last.npz")
+    arrays = load_npz(path)              # names the file if it is missing, truncated or corrupt
+    if "meta" not in arrays:
+        raise ValueError(f"{path} is a .npz file but not a tinyresnet training checkpoint (no 'meta' entry); "
+                         f"weights saved with model.save() load with model.load()")
+    try:
+        meta = json.loads(str(arrays.pop("meta")))
+    except json.JSONDecodeError as e:
+        raise ValueError(f"{path}: the checkpoint's metadata is damaged: {e}") from e
+    if meta.get("format") != FORMAT:
+        raise ValueError(f"{path}: checkpoint format {meta.get('format')!r}, expected {FORMAT!r}")
+    model = {k[len("model/"):]: v for k, v in arrays.items() if k.startswith("model/")}
+    return {"model": model,
+            "optimizer": _unpack(meta.pop("optimizer"), arrays),
+            "scheduler": _unpack(meta.pop("scheduler"), arrays),
+            "meta": meta, "path": path}
+
+
+def _listing(keys, limit=8):
+    keys = list(keys)
+    shown = ", ".join(keys[:limit])
+    return shown + (f", ... ({len(keys) - limit} more)" if len(keys) > limit else "")
+
+
+def check_model_state(model, state, path, saved_model_name=None):
+    """Fail with a message naming the mismatched keys when ``state`` does not fit ``model``.
+
+    Checked before loading, so the model is left unchanged when they do not match.
+    """
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state and not k.endswith("num_batches_tracked")]
+    unexpected = [k for k in state if k not in expected]
+    wrong = [f"{k} (checkpoint {tuple(np.shape(state[k]))}, model {tuple(v.shape)})"
+             for k, v in expected.items() if k in state and tuple(np.shape(state[k])) != tuple(v.shape)]
+    if not (missing or unexpected or wrong):
+        return
+    lines = [f"{path} does not fit this {type(model).__name__}:"]
+    if missing:
+        lines.append(f"  missing from the checkpoint ({len(missing)}): {_listing(missing)}")
+    if unexpected:
+        lines.append(f"  not in the model ({len(unexpected)}): {_listing(unexpected)}")
+    if wrong:
+        lines.append(f"  different shapes ({len(wrong)}): {_listing(wrong, 5)}")
+    if saved_model_name:
+        lines.append(f"  the checkpoint was written for --model {saved_model_name}; build that model "
+                     f"(with the same num_classes and in_channels) to load it")
+    raise ValueError("\n".join(lines))
+
+
+def copy_atomically(source, target):
+    """Copy a file so that ``target`` is at every moment either the old file or the complete new one."""
+    folder = os.path.dirname(os.path.abspath(target))
+    tmp = os.path.join(folder, f".tmp-{os.getpid()}-{os.path.basename(target)}")
+    try:
+        with open(source, "rb") as src, open(tmp, "wb") as dst:
+            while chunk := src.read(1 << 20):
+                dst.write(chunk)
+            dst.flush()
+            os.fsync(dst.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
