@@ -45,9 +45,10 @@ def test_mac_formulas_on_a_small_net():
 
 def test_summary_leaves_the_model_as_it_was():
     model = models.resnet20()
+    model.layer1[0].bn1.eval()                                  # a frozen BN stays frozen
     before = model.state_dict()
     summarize(model, (3, 32, 32))
-    assert model.training
+    assert model.training and model.layer2.training and not model.layer1[0].bn1.training
     assert all(np.array_equal(v, before[k]) for k, v in model.state_dict().items())
     assert not any(m._forward_hooks or m._forward_pre_hooks for m in model.modules())
 

@@ -39,7 +39,11 @@ def main(argv=None):
     parser = argparse.ArgumentParser(prog=f"tinyresnet {name}", description=SUBCOMMANDS[name][1])
     module.add_arguments(parser)
     args = parser.parse_args(argv[1:])
-    return module.run(args) or 0
+    try:
+        return module.run(args) or 0
+    except BrokenPipeError:          # `tinyresnet summary resnet50 | head`: the reader left early
+        sys.stderr.close()
+        return 0
 
 
 if __name__ == "__main__":

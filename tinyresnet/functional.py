@@ -102,4 +102,5 @@ def pad_channels(input, before, after):
 
 
 def flatten(input, start_dim=1, end_dim=-1):
-    return input.flatten(start_dim, end_dim)
+    """Merge dims ``start_dim..end_dim`` (by default all but the batch dim), as ``torch.flatten``."""
+    return (input if isinstance(input, Tensor) else Tensor(input)).flatten(start_dim, end_dim)

@@ -70,13 +70,18 @@ class ModelSummary:
         out += [rule,
                 f"total parameters:     {self.total_params:,}",
                 f"trainable parameters: {self.trainable_params:,}",
-                f"multiply-accumulates: {self.total_macs:,} ({self.total_macs / 1e9:.2f} G) per image",
+                f"multiply-accumulates: {self.total_macs:,} ({_in_units(self.total_macs)}) per image",
                 f"output shape:         {self.output_shape}",
                 f"({ZERO_MAC_NOTE})"]
         return "\n".join(out)
 
     def __str__(self):
         return self.to_text()
+
+
+def _in_units(n):
+    """4089184256 -> '4.09 G', 40551040 -> '40.55 M'."""
+    return f"{n / 1e9:.2f} G" if n >= 1e9 else f"{n / 1e6:.2f} M"
 
 
 def format_size(size):
@@ -86,8 +91,8 @@ def format_size(size):
 def summarize(model, input_size=(3, 224, 224), name=None):
     """Run ``model`` once on a zero batch of shape (1, *input_size) and describe every layer.
 
-    The model's device and dtype are used; its training mode is restored afterwards and its
-    weights and BN statistics are left untouched. Returns a ``ModelSummary``.
+    The model's device and dtype are used; every layer's training mode is restored afterwards and
+    the weights and BN statistics are left untouched. Returns a ``ModelSummary``.
     """
     input_size = tuple(int(s) for s in input_size)
     if len(input_size) != 3 or min(input_size) < 1:
@@ -117,7 +122,7 @@ def summarize(model, input_size=(3, 224, 224), name=None):
         if module_name:                        # the model itself gets the totals, not a row
             handles.append(module.register_forward_pre_hook(before))
             handles.append(module.register_forward_hook(after))
-    was_training = model.training
+    modes = [(m, m.training) for m in model.modules()]
     try:
         model.eval()
         with no_grad():
@@ -125,7 +130,8 @@ def summarize(model, input_size=(3, 224, 224), name=None):
     finally:
         for h in handles:
             h.remove()
-        model.train(was_training)
+        for m, training in modes:                # each layer back in its own mode (some may be frozen)
+            m.training = training
     return ModelSummary(
         model=name or type(model).__name__, input_size=input_size, rows=rows,
         total_params=model.num_parameters(), trainable_params=model.num_parameters(trainable_only=True),

@@ -35,20 +35,25 @@ def default_generator():
     return _default_generator
 
 
+def _array(tensor):
+    """The ndarray behind a Parameter/Tensor (or the array itself)."""
+    return tensor.data if isinstance(tensor, Tensor) else tensor
+
+
 def _fill(tensor, host_values):
     """Write host values into ``tensor`` in place, keeping its dtype and device."""
-    data = tensor.data if isinstance(tensor, Tensor) else tensor
+    data = _array(tensor)
     data[...] = to_device(np.asarray(host_values, dtype=data.dtype), device_of(data))
     return tensor
 
 
 def _shape(tensor):
-    return tuple((tensor.data if isinstance(tensor, Tensor) else tensor).shape)
+    return tuple(_array(tensor).shape)
 
 
 def _sample_dtype(tensor):
     """Draw in the tensor's own precision (float32 draws are about twice as fast), float64 otherwise."""
-    dtype = (tensor.data if isinstance(tensor, Tensor) else tensor).dtype
+    dtype = _array(tensor).dtype
     return dtype if dtype in (np.float32, np.float64) else np.float64
 
 
@@ -112,10 +117,11 @@ def ones_(tensor):
     return constant_(tensor, 1.0)
 
 
-def kaiming_normal_(tensor, a=0.0, mode="fan_out", nonlinearity="relu", rng=None):
-    """He initialisation, normal: std = gain / √fan (fan_out by default, as torchvision's ResNets use).
+def kaiming_normal_(tensor, mode="fan_out", nonlinearity="relu", rng=None, a=0.0):
+    """He initialisation, normal: std = gain / √fan, gain = √2 for ReLU.
 
-    Note: torch's own default is mode="fan_in"; ResNets pass mode="fan_out", which is the default here.
+    The defaults are what torchvision's ResNets pass (torch's own defaults are mode="fan_in",
+    nonlinearity="leaky_relu" with a = 0, the same gain); ``a`` is the leaky-ReLU slope.
     """
     std = calculate_gain(nonlinearity, a) / math.sqrt(_fan(tensor, mode))
     return normal_(tensor, 0.0, std, rng=rng)

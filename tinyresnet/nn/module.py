@@ -85,7 +85,6 @@ class Module:
         if "_parameters" not in self.__dict__:
             raise AttributeError(f"{type(self).__name__}: call super().__init__() before assigning "
                                  f"attributes (assigning {name!r})")
-        registries = (self._parameters, self._buffers, self._modules)
         if isinstance(value, Parameter):
             kind = self._parameters
         elif isinstance(value, Module):
@@ -95,18 +94,22 @@ class Module:
         elif value is None and (name in self._parameters or name in self._modules):
             kind = self._parameters if name in self._parameters else self._modules
         else:
-            for registry in registries:
+            for registry in (self._parameters, self._buffers, self._modules):
                 if name in registry:
                     raise TypeError(f"cannot assign {type(value).__name__} to {type(self).__name__}.{name}, "
                                     f"which is registered as a parameter or module; assign a "
                                     f"Parameter or a Module (or None)")
             object.__setattr__(self, name, value)
             return
-        for registry in registries:
-            if registry is not kind:
-                registry.pop(name, None)
+        self._register(kind, name, value)
+
+    def _register(self, registry, name, value):
+        """Put ``name`` in one registry, removing it from the others and from the plain attributes."""
+        for other in (self._parameters, self._buffers, self._modules):
+            if other is not registry:
+                other.pop(name, None)
         self.__dict__.pop(name, None)
-        kind[name] = value
+        registry[name] = value
 
     def __getattr__(self, name):          # only called when normal lookup fails
         for registry in ("_parameters", "_buffers", "_modules"):
@@ -129,26 +132,19 @@ class Module:
             raise TypeError(f"register_buffer({name!r}): pass the raw array (tensor.data), not a Tensor")
         if name in self._parameters or name in self._modules:
             raise KeyError(f"{name!r} is already a parameter or module of {type(self).__name__}")
-        self.__dict__.pop(name, None)
-        self._buffers[name] = array
+        self._register(self._buffers, name, array)
 
     def register_parameter(self, name, param):
         if param is not None and not isinstance(param, Parameter):
             raise TypeError(f"register_parameter({name!r}) needs a Parameter or None, got {type(param).__name__}")
-        self._buffers.pop(name, None)
-        self._modules.pop(name, None)
-        self.__dict__.pop(name, None)
-        self._parameters[name] = param
+        self._register(self._parameters, name, param)
 
     def add_module(self, name, module):
         if module is not None and not isinstance(module, Module):
             raise TypeError(f"add_module({name!r}) needs a Module or None, got {type(module).__name__}")
         if "." in name or not name:
             raise KeyError(f"module name {name!r} must be non-empty and contain no '.'")
-        self._parameters.pop(name, None)
-        self._buffers.pop(name, None)
-        self.__dict__.pop(name, None)
-        self._modules[name] = module
+        self._register(self._modules, name, module)
 
     # ------------------------------------------------------------------ calling
     def forward(self, *args, **kwargs):
@@ -299,20 +295,16 @@ class Module:
 
     # ------------------------------------------------------------------ weights
     def _state_entries(self):
-        """(dotted name, module, kind, attribute) for every parameter and buffer, in state_dict order."""
+        """(dotted name, Parameter or buffer array) for every parameter and buffer, in state_dict order."""
         for prefix, module in self.named_modules():
-            for kind in ("_parameters", "_buffers"):
-                for name, value in getattr(module, kind).items():
+            for registry in (module._parameters, module._buffers):
+                for name, value in registry.items():
                     if value is not None:
-                        yield (f"{prefix}.{name}" if prefix else name), module, kind, name
+                        yield (f"{prefix}.{name}" if prefix else name), value
 
     def state_dict(self):
         """An OrderedDict name -> NumPy array (a host copy) of every parameter and buffer."""
-        state = OrderedDict()
-        for key, module, kind, name in self._state_entries():
-            value = getattr(module, kind)[name]
-            state[key] = np.array(to_numpy(value.data if isinstance(value, Tensor) else value))
-        return state
+        return OrderedDict((key, np.array(to_numpy(_raw(value)))) for key, value in self._state_entries())
 
     def load_state_dict(self, state_dict, strict=True):
         """Copy arrays from ``state_dict`` into this module's parameters and buffers, in place.
@@ -322,11 +314,10 @@ class Module:
         checked before anything is written, so a failed load leaves the model unchanged.
         Returns ``IncompatibleKeys(missing_keys, unexpected_keys)``.
         """
-        entries = {key: (module, kind, name) for key, module, kind, name in self._state_entries()}
-        missing = [k for k in entries if k not in state_dict and not k.endswith(OPTIONAL_KEY_SUFFIXES)]
-        unexpected = [k for k in state_dict if k not in entries]
-        given = {key: np.asarray(_host(value)) for key, value in state_dict.items() if key in entries}
-        targets = {key: _raw(getattr(module, kind)[name]) for key, (module, kind, name) in entries.items()}
+        targets = {key: _raw(value) for key, value in self._state_entries()}     # the arrays to write into
+        missing = [k for k in targets if k not in state_dict and not k.endswith(OPTIONAL_KEY_SUFFIXES)]
+        unexpected = [k for k in state_dict if k not in targets]
+        given = {key: np.asarray(_host(value)) for key, value in state_dict.items() if key in targets}
         wrong_shape = [f"{key}: checkpoint has shape {tuple(value.shape)}, this model has {tuple(targets[key].shape)}"
                        for key, value in given.items() if tuple(value.shape) != tuple(targets[key].shape)]
         problems = []
