@@ -203,6 +203,17 @@ def test_read_image_converts(tmp_path):
         read_image(str(tmp_path / "nope.png"))
 
 
+def test_read_image_shrinks_by_area_averaging(tmp_path):
+    """A 4× enlarged 8×8 picture comes back as the same 8×8 values (the digits' 4×4 block counting)."""
+    small = np.random.default_rng(0).integers(0, 256, (8, 8), dtype=np.uint8)
+    write_png(str(tmp_path / "big.png"), np.kron(small, np.ones((4, 4), np.uint8)))     # (32, 32)
+    np.testing.assert_array_equal(read_image(str(tmp_path / "big.png"), size=(8, 8), channels=1)[0], small)
+    blocks = np.random.default_rng(1).integers(0, 256, (32, 32)).astype(np.uint8)
+    write_png(str(tmp_path / "noisy.png"), blocks)
+    averaged = blocks.reshape(8, 4, 8, 4).mean(axis=(1, 3))
+    np.testing.assert_allclose(read_image(str(tmp_path / "noisy.png"), size=(8, 8), channels=1)[0], averaged, atol=1)
+
+
 # ---------------------------------------------------------------------------------------------- transforms
 @pytest.fixture
 def batch():

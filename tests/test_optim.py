@@ -120,6 +120,9 @@ def test_zero_grad_and_params_without_grad():
     before = b.data.copy()
     opt.step()                                   # b has no gradient: untouched
     np.testing.assert_array_equal(b.data, before)
+    a.grad = np.full_like(a.data, np.nan)
+    opt.zero_grad(set_to_none=False)                            # keeps an array of zeros, as torch's zero_()
+    np.testing.assert_array_equal(a.grad, np.zeros_like(a.data))
     opt.zero_grad()
     assert a.grad is None and b.grad is None
 

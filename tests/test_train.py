@@ -214,3 +214,16 @@ def test_metrics_csv_header(tiny):
     with open(os.path.join(run_dir, "metrics.csv")) as f:
         header = next(csv.reader(f))
     assert header == ["epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "time_s", "images_per_s"]
+
+
+@pytest.mark.parametrize("optimizer", ["sgd", "adam"])
+def test_loop_on_the_stand_in_gpu_matches_the_cpu(tiny, optimizer):
+    """tests/fake_device.py's stand-in GPU refuses every silent trip to the host, as CuPy does: the loop,
+    the optimisers' buffers, checkpoints and resume must all stay on the device and give the CPU's numbers."""
+    fake_device = pytest.importorskip("fake_device", reason="the stand-in GPU of tests/fake_device.py is absent")
+    settings = dict(epochs=2, optimizer=optimizer, warmup_steps=3, lr=0.05 if optimizer == "sgd" else 0.003)
+    on_cpu = fit(tiny("cpu", **settings))
+    with fake_device.use_fake_gpu():
+        fit(tiny("gpu", device="cuda", **{**settings, "epochs": 1}))
+        on_gpu = fit(tiny("gpu", device="cuda", **settings), resume=True)
+    assert_same_history(on_gpu.history, on_cpu.history)

@@ -136,7 +136,11 @@ def _load_last(run_dir):
 
 
 def resume_config(run_dir, **changes):
-    """The config saved in ``run_dir/last.npz``, with ``changes`` (only those in RESUMABLE_CHANGES)."""
+    """The config saved in ``run_dir/last.npz``, with ``changes`` (only those in RESUMABLE_CHANGES).
+
+    Raising ``epochs`` extends a run; schedules that depend on the total (cosine, and multistep
+    with its default milestones) are then recomputed for the new total from the current epoch on.
+    """
     saved = _load_last(run_dir)["meta"]["config"]
     conflicts = config_conflicts(saved, changes)
     if conflicts:
@@ -324,6 +328,8 @@ class Trainer:
             self.say(f"training {config.model} ({n_params:,} parameters) on {config.dataset}: {len(self.train_set)} "
                      f"training and {len(self.test_set)} test images {self.train_set.image_shape}, {config.epochs} "
                      f"epochs on {self.device}; run folder {self.run_dir}")
+        else:
+            self.say(f"resuming {self.run_dir} in epoch {state['epoch'] + 1} after step {state['step']}")
         stop, interrupted = _StopRequest(), False
         try:
             with stop:

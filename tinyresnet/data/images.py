@@ -14,8 +14,9 @@ def is_image_file(path):
 def read_image(path, size=None, channels=3):
     """Read one image file as a uint8 array of shape (C, H, W).
 
-    ``channels`` is 1 (greyscale, Pillow mode "L") or 3 (RGB); ``size`` is ``(H, W)`` to resize to
-    (bilinear, with Pillow's antialiasing when shrinking), or None to keep the file's size.
+    ``channels`` is 1 (greyscale, Pillow mode "L") or 3 (RGB); ``size`` is ``(H, W)`` to resize to,
+    or None to keep the file's size. Shrinking averages each output pixel's area (a box filter, the
+    way the digits' 8×8 values were made from 32×32 bitmaps); enlarging is bilinear.
     A missing, corrupt or truncated file raises an error that names it.
     """
     from PIL import Image, UnidentifiedImageError
@@ -28,7 +29,9 @@ def read_image(path, size=None, channels=3):
         with Image.open(path) as img:
             img = img.convert("L" if channels == 1 else "RGB")   # decodes the whole file
             if size is not None and (img.height, img.width) != tuple(size):
-                img = img.resize((int(size[1]), int(size[0])), Image.Resampling.BILINEAR)
+                shrink = img.height >= size[0] and img.width >= size[1]
+                img = img.resize((int(size[1]), int(size[0])),
+                                 Image.Resampling.BOX if shrink else Image.Resampling.BILINEAR)
             pixels = np.asarray(img, dtype=np.uint8)
     except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
         raise ValueError(f"{path}: not a readable image (corrupt or truncated?): {e}") from e

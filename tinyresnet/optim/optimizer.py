@@ -3,7 +3,7 @@
 import numpy as np
 
 from ..autograd import Tensor
-from ..backend import device_of, to_device, to_numpy
+from ..backend import device_of, get_array_module, to_device, to_numpy
 
 
 class Optimizer:
@@ -49,7 +49,7 @@ class Optimizer:
             if set_to_none or p.grad is None:
                 p.grad = None
             else:
-                p.grad = p.grad * 0
+                p.grad = get_array_module(p.grad).zeros_like(p.grad)
 
     def step(self):
         """Update every parameter that has a gradient; parameters without one are left alone."""

@@ -17,7 +17,7 @@ class TrainConfig:
     model: str = "resnet20"
     dataset: str = "digits"            # digits | cifar10 | imagefolder | synthetic
     data_dir: str | None = None        # CIFAR-10 batch files, or the image folder
-    epochs: int = 15
+    epochs: int = 30
     batch_size: int = 64
     lr: float = 0.1
     momentum: float = 0.9
