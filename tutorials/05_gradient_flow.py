@@ -1,0 +1,148 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: py:percent
+#   kernelspec:
+#     display_name: Python 3
+#     language: python
+#     name: python3
+# ---
+
+# %% [markdown]
+# # 05 · Gradient flow at initialisation
+#
+# The ResNet document (§1, §4, §8) explains the trouble with deep plain networks by the chain rule:
+# the gradient reaching layer 1 is a product of one factor per layer above it, so it "vanishes" when
+# the factors are below 1 (or explodes when they are above), while a skip connection adds a path whose
+# factor is exactly 1. Here we measure it. For plain and residual networks of 20, 56 and 110 layers
+# (the CIFAR networks of the ResNet paper, freshly initialised), we run one batch of digits forward,
+# take the cross-entropy loss, run backward, and record
+#
+# * the norm of the gradient of every convolution's weights, ‖∂L/∂W_l‖, layer by layer, and
+# * the norm of the gradient reaching the output of every block, ‖∂L/∂a_l‖.
+#
+# First with the networks as they are built (BatchNorm after every convolution, He initialisation),
+# then with BatchNorm removed, to see which part of the textbook argument applies to which network.
+#
+# Run: `python tutorials/05_gradient_flow.py [--quick] [--out DIR]`.
+
+# %%
+import _common
+import numpy as np
+
+import tinyresnet as tr
+from tinyresnet import functional as F
+from tinyresnet import models, nn
+from tinyresnet.models import BasicBlock
+from tinyresnet.nn import BatchNorm2d, Conv2d, Identity
+
+args = _common.setup("05_gradient_flow", "Per-layer gradient norms at initialisation, plain against residual")
+depths = (20, 56, 110)
+batch = 16 if args.quick else 32
+side = 8 if args.quick else 32
+x, labels = _common.batch_of_digits(batch, seed=args.seed)
+if side != 8:       # the networks were designed for 32×32 CIFAR images: enlarge the digits 4× (nearest pixel)
+    x = x.repeat(side // 8, axis=2).repeat(side // 8, axis=3)
+print(f"one batch of {batch} digits of {side}×{side} pixels; cross-entropy loss against their labels")
+
+
+# %% [markdown]
+# ## The measurement
+#
+# A forward hook on every block calls `retain_grad()` on the block's output, so that after backward the
+# engine has kept ∂L/∂a for it, as it does for the weights.
+
+# %%
+def without_batchnorm(model):
+    """Replace every BatchNorm2d by Identity (in place); return the model."""
+    for _, module in list(model.named_modules()):
+        for name, child in list(module.named_children()):
+            if isinstance(child, BatchNorm2d):
+                setattr(module, name, Identity())
+    return model
+
+
+def gradient_norms(name, batchnorm=True):
+    nn.manual_seed(args.seed)
+    model = models.get_model(name, num_classes=10, in_channels=1)
+    if not batchnorm:
+        without_batchnorm(model)
+    outputs = []
+    hooks = [m.register_forward_hook(lambda m, i, out: outputs.append(out.retain_grad()))
+             for m in model.modules() if isinstance(m, BasicBlock)]
+    loss = F.cross_entropy(model(tr.Tensor(x)), labels)
+    loss.backward()
+    for h in hooks:
+        h.remove()
+    weight_norms = [float(np.linalg.norm(m.weight.grad)) for m in model.modules() if isinstance(m, Conv2d)]
+    block_norms = [float(np.linalg.norm(o.grad)) for o in outputs]
+    return {"loss": float(loss.item()), "weight_grad_norms": weight_norms, "block_grad_norms": block_norms}
+
+
+results = {"batch": batch, "side": side, "with_bn": {}, "without_bn": {}}
+for key, batchnorm in (("with_bn", True), ("without_bn", False)):
+    print(f"\n{'with BatchNorm (as built)' if batchnorm else 'BatchNorm replaced by Identity'}:")
+    print(f"{'network':<10} {'loss':>10} {'‖∂L/∂W‖ first conv':>20} {'last conv':>10} {'first/last':>11}")
+    for depth in depths:
+        for kind in ("plain", "resnet"):
+            name = f"{kind}{depth}"
+            r = gradient_norms(name, batchnorm)
+            w = r["weight_grad_norms"]
+            r["first_over_last"] = w[0] / w[-1]
+            results[key][name] = r
+            print(f"{name:<10} {r['loss']:>10.3g} {w[0]:>20.2e} {w[-1]:>10.2e} {r['first_over_last']:>11.2e}")
+
+# %% [markdown]
+# ## Figures
+
+# %%
+colors = dict(zip(depths, ("tab:blue", "tab:orange", "tab:red")))
+fig, axes = _common.plt.subplots(1, 3, figsize=(14, 4.2), sharey=False)
+for ax, key, title in ((axes[0], "with_bn", "‖∂L/∂W‖ per conv layer, with BatchNorm"),
+                       (axes[1], "without_bn", "‖∂L/∂W‖ per conv layer, BatchNorm removed")):
+    for depth in depths:
+        for kind, style in (("plain", "--"), ("resnet", "-")):
+            values = results[key][f"{kind}{depth}"]["weight_grad_norms"]
+            ax.semilogy(range(1, len(values) + 1), values, style, color=colors[depth], lw=1.3,
+                        label=f"{kind}-{depth}")
+    ax.set(title=title, xlabel="convolution layer (1 = next to the input)")
+axes[0].set_ylabel("gradient norm (log scale)")
+axes[0].legend(ncol=2)
+for depth in depths:
+    for kind, style in (("plain", "--"), ("resnet", "-")):
+        values = results["with_bn"][f"{kind}{depth}"]["block_grad_norms"]
+        axes[2].semilogy(np.linspace(0, 1, len(values)), values, style, color=colors[depth], lw=1.3,
+                         label=f"{kind}-{depth}")
+axes[2].set(title="‖∂L/∂a‖ at each block's output, with BatchNorm", xlabel="relative depth of the block (0 = first)")
+fig.suptitle(f"Gradients at initialisation (one batch of {batch} digits, {side}×{side}): dashed plain, solid residual")
+_common.save_figure(fig, args, "gradient_norms.png")
+
+fig, ax = _common.plt.subplots(figsize=(5.5, 3.6))
+where = np.arange(len(depths))
+for offset, kind in ((-0.2, "plain"), (0.2, "resnet")):
+    ax.bar(where + offset, [results["with_bn"][f"{kind}{d}"]["first_over_last"] for d in depths], 0.4,
+           label=kind, log=True)
+ax.set(xticks=where, xticklabels=[f"{d} layers" for d in depths], ylabel="‖∂L/∂W‖ first conv ÷ last conv",
+       title="Imbalance of the gradient across depth (with BatchNorm)")
+ax.axhline(1, color="black", lw=0.8)
+ax.legend()
+_common.save_figure(fig, args, "first_over_last.png")
+_common.save_results(args, results)
+
+# %% [markdown]
+# **What was measured** (`output.txt`; the numbers below are from the full run, 32 digits at 32×32):
+#
+# * With BatchNorm, as the networks are built, the plain networks' gradient does **not** vanish toward
+#   the input: it grows. The first convolution's weight gradient is about 15×, 2,000× and 5 million ×
+#   the last one's for 20, 56 and 110 layers. This matches the gradient explosion of deep batch-normalised
+#   plain networks (Yang et al., 2019). In the residual networks the same ratio stays at about 5×, 12×
+#   and 28×: the skip connections keep every layer's gradient within roughly one order of magnitude.
+# * Without BatchNorm, He initialisation does what it was designed for in the plain networks: the
+#   per-layer gradient norms stay within a factor of 5, 7 and 12 of each other for 20, 56 and 110
+#   layers, so nothing vanishes either, but the whole gradient is small. The residual networks without
+#   BatchNorm blow up instead: each block adds its own variance to the signal, so the forward pass, the
+#   loss and all gradients grow with depth (the loss of ResNet-110 is above 10⁸). This is why ResNets
+#   normalise inside each block (and why `zero_init_residual`, tutorial 02, helps).
+#
+# So the document's picture of a product of per-layer factors is right, but on these networks the
+# problem it predicts for plain nets is an explosion, not a vanishing.
