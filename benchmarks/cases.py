@@ -12,6 +12,7 @@ SEED = 0
 
 
 def conv(batch, c_in, size, c_out, k, stride, padding, needs_dx=True, quick_batch=8):
+    """A conv layer case. needs_dx=False: the input is the image itself (no gradient, NCHW as loaded)."""
     return dict(kind="conv", batch=batch, c_in=c_in, size=size, c_out=c_out, k=k, stride=stride,
                 padding=padding, needs_dx=needs_dx, quick_batch=quick_batch)
 
@@ -61,7 +62,7 @@ def build(name, side, quick=False):
     spec = describe(name)
     batch = spec["quick_batch"] if quick else spec["batch"]
     rng = np.random.default_rng(SEED)
-    maker = _tinyresnet if side == "tinyresnet" else _torch
+    maker = {"tinyresnet": _tinyresnet, "torch": _torch, "blas": _blas}[side]
     if spec["kind"] == "conv":
         x = rng.standard_normal((batch, spec["c_in"], spec["size"], spec["size"]), dtype=np.float32)
         w = rng.standard_normal((spec["c_out"], spec["c_in"], spec["k"], spec["k"]), dtype=np.float32) * 0.05
@@ -71,13 +72,20 @@ def build(name, side, quick=False):
     return maker.network(spec, x, y)
 
 
+def channels_last(a):
+    """The values of an (N, C, H, W) array stored channels-last (NHWC in memory), still indexed (N, C, H, W)."""
+    return np.ascontiguousarray(a.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+
+
 class _tinyresnet:
     @staticmethod
     def conv(spec, x, w):
         import tinyresnet as tr
         from tinyresnet import functional as F
 
-        x = tr.Tensor(x, requires_grad=spec["needs_dx"])
+        # inside a network every conv but the first gets a channels-last input (the layout the
+        # engine's conv, BN and ReLU produce), and a channels-last gradient: time it that way
+        x = tr.Tensor(channels_last(x) if spec["needs_dx"] else x, requires_grad=spec["needs_dx"])
         w = tr.Tensor(w, requires_grad=True)
         kw = dict(stride=spec["stride"], padding=spec["padding"])
         if spec["phase"] == "fwd":
@@ -85,7 +93,7 @@ class _tinyresnet:
                 with tr.no_grad():
                     F.conv2d(x, w, **kw)
             return step
-        dout = np.ones(F.conv2d(x, w, **kw).shape, dtype=np.float32)
+        dout = channels_last(np.ones(F.conv2d(x, w, **kw).shape, dtype=np.float32))
 
         def step():
             x.grad = w.grad = None
@@ -114,6 +122,36 @@ class _tinyresnet:
                 F.cross_entropy(model(x), y).backward()
                 opt.step()
         return step, None
+
+
+class _blas:
+    """The matrix products a conv layer needs, alone: NumPy matmuls at the layer's shapes for the whole batch,
+    on random matrices (no im2col, no chunks). Their time is the floor for tinyresnet's conv."""
+
+    @staticmethod
+    def conv(spec, x, w):
+        rng = np.random.default_rng(SEED)
+        N, C, H, _ = x.shape
+        OC, k, s = spec["c_out"], spec["k"], spec["stride"]
+        OH = (H + 2 * spec["padding"] - k) // s + 1
+        M, K = N * OH * OH, k * k * C
+
+        def randn(*shape):
+            return rng.standard_normal(shape, dtype=np.float32)
+        cols, wmat, dout = randn(M, K), randn(K, OC), randn(M, OC)
+        products = [lambda: cols @ wmat]                            # out = cols · Wmat
+        if spec["phase"] != "fwd":
+            products.append(lambda: cols.T @ dout)                  # dWmat = colsᵀ · dout
+            if spec["needs_dx"] and s == 1:
+                dout_cols, wflip = randn(N * H * H, k * k * OC), randn(k * k * OC, C)
+                products.append(lambda: dout_cols @ wflip)          # dx by the gather
+            elif spec["needs_dx"]:
+                products.append(lambda: dout @ wmat.T)              # dcols, before col2im
+
+        def step():
+            for product in products:
+                product()
+        return step
 
 
 class _torch:

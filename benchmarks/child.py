@@ -2,7 +2,8 @@
 
     python benchmarks/child.py SIDE CASE [CASE ...] [--quick] [--repeats R] [--min-time S] [--threads T]
 
-SIDE is "tinyresnet", "torch" or "gemm" (NumPy's float32 matrix product, the BLAS reference). run.py
+SIDE is "tinyresnet", "torch", "gemm" (NumPy's float32 matrix product, the BLAS reference) or "blas" (a
+conv layer's matrix products alone, at its shapes: the floor for tinyresnet's conv). run.py
 starts one of these per side and round, so the two libraries never share a process (their thread pools
 would otherwise compete for the two cores) and peak memory can be read per process.
 
@@ -86,7 +87,7 @@ def run_case(name, side, args):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("side", choices=["tinyresnet", "torch", "gemm"])
+    parser.add_argument("side", choices=["tinyresnet", "torch", "gemm", "blas"])
     parser.add_argument("cases", nargs="+")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--repeats", type=int, default=5)

@@ -27,6 +27,10 @@ def _all_subclasses(cls):
         yield from _all_subclasses(sub)
 
 
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
+clock = time.perf_counter
+
+
 def profile_tinyresnet(batch, steps):
     import tinyresnet as tr
     from tinyresnet import functional as F
@@ -45,11 +49,11 @@ def profile_tinyresnet(batch, steps):
             if depth[0]:
                 return method(self, *args, **kwargs)
             depth[0] += 1
-            t = time.perf_counter()
+            t = clock()
             try:
                 return method(self, *args, **kwargs)
             finally:
-                spent[(type(self).__name__, key)] += time.perf_counter() - t
+                spent[(type(self).__name__, key)] += clock() - t
                 calls[(type(self).__name__, key)] += 1
                 depth[0] -= 1
         return wrapper
@@ -57,9 +61,9 @@ def profile_tinyresnet(batch, steps):
     def step():
         opt.zero_grad()
         F.cross_entropy(model(x), y).backward()
-        t = time.perf_counter()
+        t = clock()
         opt.step()
-        spent[("optimizer step (SGD)", "forward")] += time.perf_counter() - t
+        spent[("optimizer step (SGD)", "forward")] += clock() - t
 
     step()                                             # warm-up, unprofiled
     spent.clear()
@@ -67,10 +71,10 @@ def profile_tinyresnet(batch, steps):
         for key in ("forward", "backward"):
             if key in cls.__dict__:
                 setattr(cls, key, timed(cls.__dict__[key], key))
-    start = time.perf_counter()
+    start = clock()
     for _ in range(steps):
         step()
-    step_ms = 1e3 * (time.perf_counter() - start) / steps
+    step_ms = 1e3 * (clock() - start) / steps
     ops = defaultdict(lambda: dict(forward_ms=0.0, backward_ms=0.0, calls=0))
     for (name, key), s in spent.items():
         ops[name][f"{key}_ms"] += 1e3 * s / steps
@@ -102,10 +106,10 @@ def profile_torch(batch, steps, threads):
 
     step()
     with profile(activities=[ProfilerActivity.CPU]) as prof:
-        start = time.perf_counter()
+        start = clock()
         for _ in range(steps):
             step()
-        step_ms = 1e3 * (time.perf_counter() - start) / steps
+        step_ms = 1e3 * (clock() - start) / steps
     events = sorted(prof.key_averages(), key=lambda e: -e.self_cpu_time_total)[:12]
     rows = [dict(op=e.key, calls=e.count // steps, total_ms=e.self_cpu_time_total / 1e3 / steps) for e in events]
     return dict(side="torch", steps=steps, step_ms=step_ms, rows=rows)
@@ -118,7 +122,12 @@ def main():
     parser.add_argument("--threads", type=int, default=None, help="PyTorch threads (default: its own choice)")
     parser.add_argument("--quick", action="store_true", help="batch 8 instead of 64")
     parser.add_argument("--json", action="store_true", help="print one JSON line instead of a table")
+    parser.add_argument("--clock", choices=list(CLOCKS), default="wall",
+                        help="wall-clock time (default), or this process's CPU time summed over its threads: "
+                             "steadier on a busy machine, but it counts spinning BLAS threads as busy")
     args = parser.parse_args()
+    global clock
+    clock = CLOCKS[args.clock]
     batch, steps = (8, args.steps or 1) if args.quick else (64, args.steps or 5)
     if args.side == "tinyresnet":
         result = profile_tinyresnet(batch, steps)

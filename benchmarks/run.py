@@ -2,8 +2,8 @@
 """tinyresnet against PyTorch CPU, side by side in one run: conv layers of ResNet shapes, a CIFAR
 ResNet-18 training step and ResNet-50 inference; writes benchmarks/RESULTS.md and a plot.
 
-    python benchmarks/run.py            # the full run (about 15 minutes on 2 cores)
-    python benchmarks/run.py --quick    # a smoke run: small batches, one round (about 1 minute)
+    python benchmarks/run.py            # the full run (15–25 minutes on 2 cores)
+    python benchmarks/run.py --quick    # a smoke run: small batches, one round (2–3 minutes)
 
 Method: every case is timed in fresh child processes (benchmarks/child.py), one per library, in
 several rounds whose order alternates (tinyresnet first, then PyTorch first, ...), so that a change in
@@ -11,7 +11,8 @@ the machine's load falls on both sides alike. Each child warms up once, then tim
 result is the median of all timed runs over all rounds. Both libraries get the same number of threads:
 the number NumPy's BLAS uses (read with threadpoolctl when installed, else the CPU count), passed as
 OPENBLAS_NUM_THREADS / OMP_NUM_THREADS and torch.set_num_threads. NumPy's float32 GEMM throughput is
-measured the same way, in every round, as the reference for the GFLOP/s of the convolutions.
+measured the same way, in every round, as the reference for the GFLOP/s of the convolutions, and so are
+each conv layer's matrix products alone (at its shapes, whole batch, no im2col): the floor for its time.
 """
 
 import argparse
@@ -77,8 +78,17 @@ def main():
     parser.add_argument("--only", nargs="*", default=None, help="case ids containing any of these strings")
     parser.add_argument("--no-torch", action="store_true", help="time tinyresnet only")
     parser.add_argument("--no-profile", action="store_true", help="skip the per-op profile of the training step")
-    parser.add_argument("--out", default=str(HERE / "RESULTS.md"), help="the Markdown report (and a .png beside it)")
+    parser.add_argument("--out", default=str(HERE / "RESULTS.md"),
+                        help="the Markdown report; the plot (.png) and the raw measurements (.json) go beside it")
+    parser.add_argument("--report-only", action="store_true",
+                        help="rewrite the report and plot from the .json of an earlier run, measuring nothing")
     args = parser.parse_args()
+    out = Path(args.out)
+    if args.report_only:
+        raw = json.loads(out.with_suffix(".json").read_text())
+        report.write(out, raw["runs"], raw["meta"], raw["profiles"])
+        print(f"rewrote {out} and {out.with_suffix('.png')} from {out.with_suffix('.json')}")
+        return
     args.rounds = args.rounds or (1 if args.quick else 3)
     args.repeats = args.repeats or (2 if args.quick else 5)
     args.min_time = args.min_time if args.min_time is not None else (0.0 if args.quick else 1.0)
@@ -100,9 +110,11 @@ def main():
         groups = ([conv_names] if conv_names else []) + [[n] for n in net_names]
         for group in groups:
             for side in order:
-                out = run_child(side, group, args, threads)
-                runs += out["results"]
-                info[side] = out["info"]
+                result = run_child(side, group, args, threads)
+                runs += result["results"]
+                info[side] = result["info"]
+        if conv_names:
+            runs += run_child("blas", conv_names, args, threads)["results"]
     profiles = {}
     if not args.no_profile and "resnet18_cifar_train_step" in net_names:
         print("per-op profile of the training step", flush=True)
@@ -113,9 +125,9 @@ def main():
                 min_time=args.min_time, quick=args.quick, command=" ".join(["python"] + sys.argv),
                 machine=report.machine(), python=platform.python_version(), info=info,
                 env={k: v for k, v in os.environ.items() if k.startswith(("OPENBLAS", "OMP_", "MKL_", "GOMP"))})
-    out = Path(args.out)
+    out.with_suffix(".json").write_text(json.dumps(dict(runs=runs, meta=meta, profiles=profiles), indent=1))
     report.write(out, runs, meta, profiles)
-    print(f"wrote {out} and {out.with_suffix('.png')}")
+    print(f"wrote {out}, {out.with_suffix('.png')} and {out.with_suffix('.json')}")
 
 
 if __name__ == "__main__":

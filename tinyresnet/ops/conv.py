@@ -9,9 +9,9 @@ How it is made fast (each step measured against PyTorch CPU; see benchmarks/READ
 
 - im2col builds the rows with one copy of a strided view of the padded input: no Python loop
   over the window offsets.
-- The convolutions work on a slice of the batch at a time (``batch_chunks``), so the columns of
-  a slice (a few MB) are still in the CPU cache when the matrix product reads them, and the
-  columns are never kept for backward (they are 9× the input for a 3×3 kernel): backward
+- The convolutions work on a slice of the batch at a time (``batch_chunks``): the columns of a
+  slice (at most tens of MB) are read by the matrix product soon after they are written, and
+  the columns are never kept for backward (they are 9× the input for a 3×3 kernel): backward
   rebuilds them, a slice at a time.
 - The matrices are laid out so that BLAS needs no transposed copies: columns on the left,
   channels last. The output is therefore channels-last in memory, returned as an (N, C, H, W)
@@ -24,7 +24,7 @@ from ..autograd import Function
 from ..backend import get_array_module
 from .checks import check_4d, check_float, output_size
 
-ROWS_PER_CHUNK = 2048   # im2col rows built at a time: a few MB of columns, still in cache for the product
+ROWS_PER_CHUNK = 8192   # im2col rows per slice of the batch: tens of MB at most, products big enough for 2 BLAS threads
 
 
 def im2col(x, kh, kw, stride=(1, 1), padding=(0, 0)):
@@ -116,16 +116,14 @@ class Conv2dFunction(Function):
         OH = output_size(H, KH, self.stride[0], self.padding[0], "conv2d", "height")
         OW = output_size(W, KW, self.stride[1], self.padding[1], "conv2d", "width")
         self.x, self.weight = x, weight
-        outs = []
+        out = xp.empty((N * OH * OW, OC), dtype=xp.result_type(x.dtype, weight.dtype))
         for g in range(G):                                   # a grouped conv is G independent convs
+            c, oc = slice(g * Cg, (g + 1) * Cg), slice(g * OCg, (g + 1) * OCg)   # group g's channels
             wmat = self._weight_matrix(g)                    # (KH*KW*C/G, OC/G)
-            out = xp.empty((N * OH * OW, OCg), dtype=xp.result_type(x.dtype, weight.dtype))
-            for b in batch_chunks(N, OH * OW):
+            for b in batch_chunks(N, OH * OW):               # a slice of the batch at a time
                 rows = slice(b.start * OH * OW, b.stop * OH * OW)
-                cols = im2col(x[b, g * Cg:(g + 1) * Cg], KH, KW, self.stride, self.padding)  # (rows, KH*KW*C/G)
-                xp.matmul(cols, wmat, out=out[rows])         # out = cols · Wmat
-            outs.append(out)
-        out = outs[0] if G == 1 else xp.concatenate(outs, axis=1)   # (N*OH*OW, OC)
+                cols = im2col(x[b, c], KH, KW, self.stride, self.padding)   # (rows, KH*KW*C/G)
+                xp.matmul(cols, wmat, out=out[rows, oc])     # out = cols · Wmat
         if bias is not None:
             out += bias
         return out.reshape(N, OH, OW, OC).transpose(0, 3, 1, 2)     # (N, OC, OH, OW)
@@ -142,36 +140,40 @@ class Conv2dFunction(Function):
         N, OC, OH, OW = dout.shape
         _, Cg, KH, KW = self.weight.shape
         G, OCg = self.groups, OC // self.groups
-        x = self.x
+        x, (ph, pw) = self.x, self.padding
+        H, W = x.shape[2:]
         ### BEGIN SOLUTION conv_backward
-        # out = cols · Wmat  =>  dWmat = colsᵀ · dout,  dcols = dout · Wmatᵀ,  dx = col2im(dcols);
-        # the columns are rebuilt from x, a slice of the batch at a time, as in forward
+        # out = cols · Wmat with cols = im2col(x)  =>  dWmat = colsᵀ · dout,  dcols = dout · Wmatᵀ,
+        # dx = col2im(dcols). A slice of the batch at a time, the columns rebuilt from x as in forward.
+        # With stride 1, dx is a gather instead of col2im's scatter: dout padded by K−1−p, correlated
+        # with the flipped filters (input and output channels swapped), i.e. im2col(dout) · Wflip.
         dout_mat = dout.transpose(0, 2, 3, 1).reshape(N * OH * OW, OC)   # (N*OH*OW, OC)
         dweight = xp.empty(self.weight.shape, dtype=dout.dtype)           # (OC, C/G, KH, KW)
-        dx = None
+        dx_mat = None                                                     # dx as (N*H*W, C), channels-last
         if self.needs_input_grad[0]:
-            dx = xp.empty((N,) + tuple(x.shape[2:]) + (x.shape[1],), dtype=dout.dtype)   # (N, H, W, C)
-        (ph, pw), H, W = self.padding, x.shape[2], x.shape[3]
+            dx_mat = xp.empty((N * H * W, Cg * G), dtype=dout.dtype)
         gather = self.stride == (1, 1) and ph < KH and pw < KW
         for g in range(G):
+            c, oc = slice(g * Cg, (g + 1) * Cg), slice(g * OCg, (g + 1) * OCg)   # group g's channels
             wmat = self._weight_matrix(g)                                 # (KH*KW*C/G, OC/G)
-            if gather:
-                wflip = self.weight[g * OCg:(g + 1) * OCg, :, ::-1, ::-1].transpose(2, 3, 0, 1).reshape(KH * KW * OCg, Cg)
-            dw = xp.zeros((KH * KW * Cg, OCg), dtype=dout.dtype)
+            # the flipped filters, rows in im2col's order over dout's channels: (KH*KW*OC/G, C/G)
+            wflip = self.weight[oc, :, ::-1, ::-1].transpose(2, 3, 0, 1).reshape(KH * KW * OCg, Cg)
+            dwmat = xp.zeros((KH * KW * Cg, OCg), dtype=dout.dtype)
             for b in batch_chunks(N, OH * OW):
-                dout_g = dout_mat[b.start * OH * OW:b.stop * OH * OW, g * OCg:(g + 1) * OCg]   # (rows, OC/G)
-                xg = x[b, g * Cg:(g + 1) * Cg]                            # (n, C/G, H, W)
-                cols = im2col(xg, KH, KW, self.stride, self.padding)      # (rows, KH*KW*C/G)
-                dw += cols.T @ dout_g                                     # dWmat = colsᵀ · dout
-                if dx is not None and gather:
-                    dcols = im2col(dout[b, g * OCg:(g + 1) * OCg], KH, KW, (1, 1), (KH - 1 - ph, KW - 1 - pw))
-                    dx[b, :, :, g * Cg:(g + 1) * Cg] = (dcols @ wflip).reshape(b.stop - b.start, H, W, Cg)
-                elif dx is not None:
-                    dcols = dout_g @ wmat.T                               # (rows, KH*KW*C/G)
-                    dxg = col2im(dcols, xg.shape, KH, KW, self.stride, self.padding)   # (n, C/G, H, W)
-                    dx[b, :, :, g * Cg:(g + 1) * Cg] = dxg.transpose(0, 2, 3, 1)
-            dweight[g * OCg:(g + 1) * OCg] = dw.reshape(KH, KW, Cg, OCg).transpose(3, 2, 0, 1)
-        dx = dx.transpose(0, 3, 1, 2) if dx is not None else None         # (N, C, H, W)
+                rows, x_rows = slice(b.start * OH * OW, b.stop * OH * OW), slice(b.start * H * W, b.stop * H * W)
+                cols = im2col(x[b, c], KH, KW, self.stride, self.padding)          # (rows, KH*KW*C/G)
+                dwmat += cols.T @ dout_mat[rows, oc]                               # dWmat = colsᵀ · dout
+                if dx_mat is None:
+                    continue
+                if gather:
+                    dout_cols = im2col(dout[b, oc], KH, KW, (1, 1), (KH - 1 - ph, KW - 1 - pw))   # (n*H*W, KH*KW*OC/G)
+                    xp.matmul(dout_cols, wflip, out=dx_mat[x_rows, c])            # dx = im2col(dout) · Wflip
+                else:
+                    dcols = dout_mat[rows, oc] @ wmat.T                            # dcols = dout · Wmatᵀ
+                    dx = col2im(dcols, x[b, c].shape, KH, KW, self.stride, self.padding)   # (n, C/G, H, W)
+                    dx_mat[x_rows, c] = dx.transpose(0, 2, 3, 1).reshape(-1, Cg)
+            dweight[oc] = dwmat.reshape(KH, KW, Cg, OCg).transpose(3, 2, 0, 1)   # (OC/G, C/G, KH, KW)
+        dx = None if dx_mat is None else dx_mat.reshape(N, H, W, Cg * G).transpose(0, 3, 1, 2)   # (N, C, H, W)
         dbias = dout.sum(axis=(0, 2, 3)) if len(self.needs_input_grad) == 3 else None
         ### END SOLUTION conv_backward
         if len(self.needs_input_grad) == 3:
