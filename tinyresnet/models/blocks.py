@@ -14,9 +14,23 @@ The projection lives in ``block.downsample`` as ``Sequential(conv, bn)``, so its
 """
 
 from .. import functional as F
-from ..nn import BatchNorm2d, Conv2d, Module, ReLU, Sequential
+from ..nn import BatchNorm2d, Conv2d, Module, ReLU, Sequential, init
 
 SHORTCUT_TYPES = ("A", "B", "C")
+
+
+def he_init_(model, mode="fan_out"):
+    """He (Kaiming) normal initialisation for every Conv2d of ``model``; γ = 1, β = 0 for every BN.
+
+    ``mode="fan_out"`` keeps the backward pass's gradient variance steady (torchvision's ResNets);
+    ``"fan_in"`` the forward pass's activations (DenseNet).
+    """
+    for m in model.modules():
+        if isinstance(m, Conv2d):
+            init.kaiming_normal_(m.weight, mode=mode, nonlinearity="relu")
+        elif isinstance(m, BatchNorm2d):
+            init.ones_(m.weight)
+            init.zeros_(m.bias)
 
 
 def conv3x3(in_channels, out_channels, stride=1, groups=1):

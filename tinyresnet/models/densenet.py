@@ -16,6 +16,7 @@ from collections import OrderedDict
 from .. import functional as F
 from ..nn import AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Identity, Linear, MaxPool2d, Module, ReLU, Sequential, init
 from ..nn.layers import check_channels
+from .blocks import he_init_
 from .registry import register_model
 
 
@@ -110,12 +111,7 @@ class DenseNet(Module):
         self.avgpool = AdaptiveAvgPool2d((1, 1))
         self.classifier = Linear(channels, num_classes)
 
-        for m in self.modules():
-            if isinstance(m, Conv2d):
-                init.kaiming_normal_(m.weight, mode="fan_in", nonlinearity="relu")
-            elif isinstance(m, BatchNorm2d):
-                init.ones_(m.weight)
-                init.zeros_(m.bias)
+        he_init_(self, mode="fan_in")
         init.zeros_(self.classifier.bias)
 
     def forward(self, x):

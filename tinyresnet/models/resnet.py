@@ -12,7 +12,7 @@ layer2.0.downsample.0.weight, fc.bias, ... (and bn*.num_batches_tracked, as torc
 from .. import functional as F
 from ..nn import AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Identity, Linear, MaxPool2d, Module, ReLU, Sequential, init
 from ..nn.layers import check_channels
-from .blocks import BasicBlock, Bottleneck, make_shortcut
+from .blocks import BasicBlock, Bottleneck, he_init_, make_shortcut
 from .registry import register_model
 
 STEMS = ("imagenet", "cifar")
@@ -59,12 +59,7 @@ class ResNet(Module):
         self.fc = Linear(widths[-1] * block.expansion, num_classes)
         self.num_stages = len(layers)
 
-        for m in self.modules():
-            if isinstance(m, Conv2d):
-                init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, BatchNorm2d):
-                init.ones_(m.weight)
-                init.zeros_(m.bias)
+        he_init_(self)
         if zero_init_residual:
             for m in self.modules():
                 if isinstance(m, Bottleneck):

@@ -12,9 +12,9 @@ between the convolutions (an option in the paper) is not included.
 """
 
 from .. import functional as F
-from ..nn import AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Linear, Module, ReLU, Sequential, init
+from ..nn import AdaptiveAvgPool2d, BatchNorm2d, Linear, Module, ReLU, Sequential, init
 from ..nn.layers import check_channels
-from .blocks import conv1x1, conv3x3
+from .blocks import conv1x1, conv3x3, he_init_
 from .registry import register_model
 
 
@@ -70,12 +70,7 @@ class WideResNet(Module):
         self.avgpool = AdaptiveAvgPool2d((1, 1))
         self.fc = Linear(inplanes, num_classes)
 
-        for m in self.modules():
-            if isinstance(m, Conv2d):
-                init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
-            elif isinstance(m, BatchNorm2d):
-                init.ones_(m.weight)
-                init.zeros_(m.bias)
+        he_init_(self)
         init.zeros_(self.fc.bias)
 
     def forward(self, x):
