@@ -159,8 +159,9 @@ for ax, (name, result) in zip(np.atleast_1d(axes), single.items()):
     for i, r in enumerate(rows):
         if r["accuracy"] is None:
             ax.text(i, 2, "n/a", ha="center", fontsize=7, rotation=90)
-    ax.set(title=f"{name}: delete one block", xlabel="block (orange: downsampling)", ylim=(0, 100))
-    ax.legend(loc="lower right", fontsize=7)
+    ax.set(title=f"{name}: delete one block", xlabel="block (orange: downsampling)", ylim=(0, 122),
+           yticks=range(0, 101, 20))
+    ax.legend(loc="upper center", ncol=2, fontsize=7)     # above the bars, which stop at 100%
 np.atleast_1d(axes)[0].set_ylabel("test accuracy (%)")
 _common.save_figure(fig, args, "delete_one_block.png")
 
