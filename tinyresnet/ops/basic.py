@@ -259,17 +259,16 @@ class GetItemFunction(Function):
     def backward(self, dout):
         xp = get_array_module(dout)
         dx = xp.zeros(self.shape, dtype=self.dtype)
-        xp.add.at(dx, self.index, dout) if _is_advanced(self.index) else _add_slice(dx, self.index, dout)
+        if _is_advanced(self.index):
+            xp.add.at(dx, self.index, dout)     # an index array may repeat an element: add every copy
+        else:
+            dx[self.index] += dout              # basic slices never repeat an element
         return dx
 
 
 def _is_advanced(index):
     parts = index if isinstance(index, tuple) else (index,)
     return any(not isinstance(p, (slice, int, type(None), type(Ellipsis))) for p in parts)
-
-
-def _add_slice(dx, index, dout):
-    dx[index] += dout   # basic slices never repeat an element, so += is exact
 
 
 class ToDeviceFunction(Function):
