@@ -13,6 +13,9 @@ the number NumPy's BLAS uses (read with threadpoolctl when installed, else the C
 OPENBLAS_NUM_THREADS / OMP_NUM_THREADS and torch.set_num_threads. NumPy's float32 GEMM throughput is
 measured the same way, in every round, as the reference for the GFLOP/s of the convolutions, and so are
 each conv layer's matrix products alone (at its shapes, whole batch, no im2col): the floor for its time.
+Both libraries' children run with glibc's malloc keeping freed memory (GLIBC_TUNABLES), as tinyresnet's
+training loop has it (tinyresnet.backend.keep_freed_memory); the networks are timed a second time with
+glibc's default malloc, for both.
 """
 
 import argparse
@@ -46,9 +49,24 @@ def blas_threads():
     return n, "CPU count (threadpoolctl not installed)"
 
 
-def run_child(side, names, args, threads):
+# What tinyresnet.backend.keep_freed_memory() sets with mallopt (the training loop calls it), as glibc
+# tunables so that both libraries' processes get exactly the same allocator.
+KEEP_FREED_MEMORY = "glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=2147483647"
+
+
+def child_env(threads, malloc):
+    """The environment of a child: the thread count, and glibc's malloc keeping freed memory ("kept")
+    or as it comes ("default")."""
     env = dict(os.environ, OPENBLAS_NUM_THREADS=str(threads), OMP_NUM_THREADS=str(threads),
                MKL_NUM_THREADS=str(threads))
+    env.pop("GLIBC_TUNABLES", None)
+    if malloc == "kept":
+        env["GLIBC_TUNABLES"] = KEEP_FREED_MEMORY
+    return env
+
+
+def run_child(side, names, args, threads, malloc="kept"):
+    env = child_env(threads, malloc)
     cmd = [sys.executable, str(HERE / "child.py"), side, *names, "--threads", str(threads),
            "--repeats", str(args.repeats), "--min-time", str(args.min_time)] + (["--quick"] if args.quick else [])
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True)
@@ -56,12 +74,14 @@ def run_child(side, names, args, threads):
         raise RuntimeError(f"benchmark child failed: {' '.join(cmd)}\n{proc.stderr[-3000:]}")
     out = json.loads(proc.stdout.strip().splitlines()[-1])
     for r in out["results"]:
+        if malloc == "default":
+            r["case"] += report.DEFAULT_MALLOC
         print(f"  {side:>10}  {r['case']:<34} {1e3 * statistics.median(r['times']):9.1f} ms", flush=True)
     return out
 
 
 def run_profile(side, args, threads):
-    env = dict(os.environ, OPENBLAS_NUM_THREADS=str(threads), OMP_NUM_THREADS=str(threads))
+    env = child_env(threads, "kept")
     cmd = [sys.executable, str(HERE / "profile_step.py"), "--side", side, "--threads", str(threads), "--json"]
     proc = subprocess.run(cmd + (["--quick"] if args.quick else []), env=env, capture_output=True, text=True)
     if proc.returncode != 0:
@@ -78,6 +98,9 @@ def main():
     parser.add_argument("--only", nargs="*", default=None, help="case ids containing any of these strings")
     parser.add_argument("--no-torch", action="store_true", help="time tinyresnet only")
     parser.add_argument("--no-profile", action="store_true", help="skip the per-op profile of the training step")
+    parser.add_argument("--malloc", choices=["both", "kept"], default="both",
+                        help="kept: every child's glibc malloc keeps freed memory (as tinyresnet's training loop "
+                             "has it); both (default): the networks are also timed with glibc's default malloc")
     parser.add_argument("--out", default=str(HERE / "RESULTS.md"),
                         help="the Markdown report; the plot (.png) and the raw measurements (.json) go beside it")
     parser.add_argument("--report-only", action="store_true",
@@ -109,10 +132,12 @@ def main():
         runs += run_child("gemm", ["gemm"], args, threads)["results"]
         groups = ([conv_names] if conv_names else []) + [[n] for n in net_names]
         for group in groups:
-            for side in order:
-                result = run_child(side, group, args, threads)
-                runs += result["results"]
-                info[side] = result["info"]
+            mallocs = ["kept", "default"] if args.malloc == "both" and group[0] in net_names else ["kept"]
+            for malloc in mallocs:
+                for side in order:
+                    result = run_child(side, group, args, threads, malloc)
+                    runs += result["results"]
+                    info[side] = result["info"]
         if conv_names:
             runs += run_child("blas", conv_names, args, threads)["results"]
     profiles = {}
@@ -124,7 +149,8 @@ def main():
                 threads=threads, threads_how=threads_how, rounds=args.rounds, repeats=args.repeats,
                 min_time=args.min_time, quick=args.quick, command=" ".join(["python"] + sys.argv),
                 machine=report.machine(), python=platform.python_version(), info=info,
-                env={k: v for k, v in os.environ.items() if k.startswith(("OPENBLAS", "OMP_", "MKL_", "GOMP"))})
+                env={k: v for k, v in os.environ.items() if k.startswith(("OPENBLAS", "OMP_", "MKL_", "GOMP"))},
+                malloc=args.malloc, glibc_tunables=KEEP_FREED_MEMORY)
     out.with_suffix(".json").write_text(json.dumps(dict(runs=runs, meta=meta, profiles=profiles), indent=1))
     report.write(out, runs, meta, profiles)
     print(f"wrote {out}, {out.with_suffix('.png')} and {out.with_suffix('.json')}")

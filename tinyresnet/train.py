@@ -29,7 +29,7 @@ import numpy as np
 
 from . import functional as F
 from .autograd import Tensor
-from .backend import check_device
+from .backend import check_device, keep_freed_memory
 from .data import DataLoader, get_dataset
 from .data import transforms as T
 from .optim import SGD, Adam, lr_scheduler
@@ -183,6 +183,7 @@ class Trainer:
 
         self.config = config = dataclasses.replace(config)
         self.device = check_device(config.device)
+        keep_freed_memory()                      # each step reuses the last one's memory: no page faults
         self.run_dir = config.out
         self.last_path = os.path.join(self.run_dir, "last.npz")
         self.best_path = os.path.join(self.run_dir, "best.npz")
