@@ -82,14 +82,17 @@ class BatchNorm2dFunction(Function):
             dweight = None if weight is None else (channel_dot(dout, self.x) - self.mean * sum_dout) * invstd
             return (dx, dweight, dbias)[:len(self.needs_input_grad)]
         xhat = self.xhat
-        dweight = channel_dot(dout, xhat) if weight is not None else None      # dγ = Σ dout·x̂
+        sum_dout_xhat = channel_dot(dout, xhat)                                 # Σ dout·x̂ (C,)
+        dweight = sum_dout_xhat if weight is not None else None                # dγ = Σ dout·x̂
         dxhat = dout if weight is None else dout * weight[:, None, None]       # dx̂ = dout·γ
         ### BEGIN SOLUTION batchnorm_backward
         # μ and σ² depend on every x of the channel; with n = N·H·W values per channel:
         # dx = (1/√(σ²+eps)) · (dx̂ − mean(dx̂) − x̂ · mean(dx̂ · x̂))
+        # The two means come from sums already made, with no pass over dx̂: Σ dx̂ = γ·Σ dout, Σ dx̂·x̂ = γ·Σ dout·x̂.
         n = dxhat.size // dxhat.shape[1]
-        mean_dxhat = dxhat.sum(axis=(0, 2, 3)) / n                              # (C,)
-        mean_dxhat_xhat = channel_dot(dxhat, xhat) / n                          # (C,)
+        gamma = 1.0 if weight is None else weight
+        mean_dxhat = gamma * sum_dout / n                                       # (C,)
+        mean_dxhat_xhat = gamma * sum_dout_xhat / n                             # (C,)
         dx = xhat * -mean_dxhat_xhat[:, None, None]     # − x̂ · mean(dx̂ · x̂): the path through σ²
         dx += dxhat                                     # + dx̂: the direct path
         dx -= mean_dxhat[:, None, None]                 # − mean(dx̂): the path through μ
