@@ -328,7 +328,7 @@ _FUNCTIONS = [
     # other elementwise, reductions, products
     "where", "clip", "sum", "mean", "var", "std", "max", "min", "amax", "amin", "argmax", "argmin", "prod",
     "cumsum", "any", "all", "count_nonzero", "nonzero", "argsort", "sort", "matmul", "dot", "tensordot",
-    "einsum", "outer", "allclose", "isclose", "array_equal",
+    "einsum", "outer", "allclose", "isclose", "array_equal", "copyto",
 ]
 
 _PASSTHROUGH = [

@@ -55,13 +55,14 @@ class Function:
     gradient per forward input, in order (``None`` where an input needs none). What forward
     keeps for backward is stored on ``self``; non-differentiable arguments (stride, eps,
     running statistics) are given to ``__init__``. ``self.needs_input_grad`` tells backward
-    which gradients are wanted, so it can skip work.
+    which gradients are wanted, so it can skip work; forward may read it too (all False under
+    ``no_grad``: nothing needs saving for a backward that will not come).
     """
 
     def __call__(self, *inputs):
         tensors = [x if isinstance(x, Tensor) else Tensor(x) for x in inputs]
         record = _Config.enable_grad and any(t.requires_grad for t in tensors)
-        self.needs_input_grad = tuple(t.requires_grad for t in tensors)
+        self.needs_input_grad = tuple(record and t.requires_grad for t in tensors)   # all False under no_grad
         out = Tensor(self.forward(*[t.data for t in tensors]))
         if record:
             out.requires_grad = True

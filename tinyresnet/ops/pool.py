@@ -15,6 +15,23 @@ def _window(x, i, j, stride, OH, OW):
     return x[:, :, i:i + sh * OH:sh, j:j + sw * OW:sw]
 
 
+def _pad_like(x, ph, pw, value):
+    """x padded by ph rows and pw columns of ``value``, in x's memory layout (channels-last stays so).
+
+    Shapes: x (N, C, H, W) -> (N, C, H+2ph, W+2pw)
+    """
+    xp = get_array_module(x)
+    N, C, H, W = x.shape
+    if not (ph or pw):
+        return x
+    if x.transpose(0, 2, 3, 1).flags.c_contiguous:     # channels-last in memory
+        xpad = xp.full((N, H + 2 * ph, W + 2 * pw, C), value, dtype=x.dtype).transpose(0, 3, 1, 2)
+    else:
+        xpad = xp.full((N, C, H + 2 * ph, W + 2 * pw), value, dtype=x.dtype)
+    xpad[:, :, ph:ph + H, pw:pw + W] = x
+    return xpad
+
+
 def _pool_geometry(x, kernel, stride, padding, op):
     check_4d(x, op)
     (kh, kw), (ph, pw) = kernel, padding
@@ -40,15 +57,17 @@ class MaxPool2dFunction(Function):
         OH, OW = _pool_geometry(x, self.kernel, self.stride, self.padding, "max_pool2d")
         (kh, kw), (ph, pw) = self.kernel, self.padding
         self.x_shape = x.shape
-        xpad = xp.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=-xp.inf)
-        out = _window(xpad, 0, 0, self.stride, OH, OW).copy()
-        argmax = xp.zeros(out.shape, dtype=xp.int8 if kh * kw < 128 else xp.int32)
+        xpad = _pad_like(x, ph, pw, -xp.inf)
+        out = _window(xpad, 0, 0, self.stride, OH, OW).copy(order="K")
+        argmax = None                                     # where each maximum came from, for backward only
+        if any(self.needs_input_grad):
+            argmax = xp.zeros_like(out, dtype=xp.int8 if kh * kw < 128 else xp.int32)
         for i in range(kh):
             for j in range(kw):
                 v = _window(xpad, i, j, self.stride, OH, OW)
-                better = v > out                        # the first maximum wins ties
-                out = xp.where(better, v, out)
-                argmax[better] = i * kw + j
+                if argmax is not None:
+                    xp.copyto(argmax, i * kw + j, where=v > out)     # the first maximum wins ties
+                xp.maximum(out, v, out=out)
         self.argmax = argmax
         return out
 
