@@ -112,6 +112,32 @@ def test_im2col_of_a_sliced_batch_equals_the_slice_of_the_whole():
                                   im2col(x[:, 1:4], 3, 3, (1, 1), (1, 1))[2 * rows:4 * rows])
 
 
+def test_im2col_into_a_given_array_writes_it_and_returns_it():
+    x = channels_last(np.random.default_rng(2).standard_normal((3, 4, 6, 5)))
+    want = im2col(x, 3, 3, (1, 1), (1, 1))
+    out = np.full(want.shape, np.nan)
+    got = im2col(x, 3, 3, (1, 1), (1, 1), out=out)
+    assert got is out
+    np.testing.assert_array_equal(out, want)
+
+
+def test_conv_reuses_one_column_buffer_for_every_slice_of_the_batch(monkeypatch):
+    """Forward hands im2col the same array (a prefix of it for the shorter last slice) for every slice."""
+    monkeypatch.setattr(conv, "ROWS_PER_CHUNK", 2 * 36)          # 2 images of 6×6 outputs per slice
+    seen = []
+
+    def spy(x, kh, kw, stride, padding, out=None):
+        seen.append(out)
+        return im2col(x, kh, kw, stride, padding, out=out)
+    monkeypatch.setattr(conv, "im2col", spy)
+    rng = np.random.default_rng(3)
+    x, weight = rng.standard_normal((5, 2, 6, 6)), rng.standard_normal((3, 2, 3, 3))
+    run(Conv2dFunction((1, 1), (1, 1), 1), x, weight, dout=rng.standard_normal((5, 3, 6, 6)))
+    forward = seen[:3]                                            # slices of 2, 2 and 1 images
+    assert [b.shape[0] for b in forward] == [72, 72, 36]
+    assert all(np.shares_memory(b, forward[0]) for b in forward)
+
+
 # ------------------------------------------------------------------------------ conv2d
 CONV_CASES = [  # N, C, H, W, OC, (kh, kw), stride, padding, groups
     pytest.param(7, 3, 6, 5, 4, (3, 3), (1, 1), (1, 1), 1, id="3x3-s1-gather"),
@@ -270,3 +296,28 @@ def test_relu_keeps_the_channels_last_layout_and_equals_the_mask_product(dtype):
     assert out.dtype == dtype and out.transpose(0, 2, 3, 1).flags.c_contiguous     # the layout is kept
     np.testing.assert_array_equal(out, x * (x > 0))
     np.testing.assert_array_equal(dx, dout * (x > 0))
+
+
+# ------------------------------------------------------------------------------ max pool
+@pytest.mark.parametrize("layout", [np.ascontiguousarray, channels_last])
+def test_max_pool_keeps_the_layout_and_saves_no_argmax_under_no_grad(layout):
+    from tinyresnet import no_grad
+    from tinyresnet.ops.pool import MaxPool2dFunction
+    x = layout(np.random.default_rng(12).standard_normal((2, 3, 7, 7)))
+    with_grad = MaxPool2dFunction((3, 3), (2, 2), (1, 1))
+    out = with_grad(Tensor(x, requires_grad=True)).data
+    with no_grad():
+        fn = MaxPool2dFunction((3, 3), (2, 2), (1, 1))
+        out_no_grad = fn(Tensor(x, requires_grad=True)).data
+    assert fn.needs_input_grad == (False,) and fn.argmax is None and with_grad.argmax is not None
+    np.testing.assert_array_equal(out_no_grad, out)
+    np.testing.assert_array_equal(out, F.max_pool2d(Tensor(np.ascontiguousarray(x)), 3, 2, 1).data)
+    if layout is channels_last:
+        assert out.transpose(0, 2, 3, 1).flags.c_contiguous
+
+
+def test_max_pool_propagates_nan_as_pytorch_does():
+    x = np.zeros((1, 1, 4, 4))
+    x[0, 0, 1, 1] = np.nan
+    out = F.max_pool2d(Tensor(x), 2).data
+    assert np.isnan(out[0, 0, 0, 0]) and not np.isnan(out[0, 0, 1:, 1:]).any()
