@@ -358,5 +358,9 @@ def fit(config, resume=False, on_step=None):
 
     ``on_step(epoch, step, loss)`` is called after every training step (both counted from 0).
     Returns a ``FitResult`` (history, best accuracy, whether Ctrl-C stopped it).
+
+    On Linux it first has glibc keep freed memory for reuse (``backend.keep_freed_memory``): each step
+    then reuses the last one's memory instead of taking fresh pages from the kernel (10–20% of a
+    CPU step), and the process keeps its peak memory until it exits.
     """
     return Trainer(config, resume).fit(on_step)
