@@ -190,8 +190,7 @@ def keep_freed_memory():
         _kept["ok"] = False
         name = ctypes.util.find_library("c") if sys.platform.startswith("linux") else None
         try:
-            libc = ctypes.CDLL(name or "libc.so.6") if name else None
-            mallopt = libc.mallopt if libc is not None else None
+            mallopt = ctypes.CDLL(name).mallopt if name else None
         except (OSError, AttributeError):      # not glibc (musl has no mallopt)
             mallopt = None
         if mallopt is not None:

@@ -67,6 +67,7 @@ def pad_hw(x, ph, pw):
     out[:, ph:ph + H, pw:pw + W] = x                                               # the inside
     return out
 
+
 def col2im(cols, x_shape, kh, kw, stride=(1, 1), padding=(0, 0)):
     """The adjoint of im2col: add every row's values back where they came from.
 
