@@ -34,6 +34,8 @@ sys.path.insert(0, str(HERE))
 import cases  # noqa: E402
 import report  # noqa: E402
 
+from tinyresnet import backend  # noqa: E402  (numpy only: the allocator settings to give both sides)
+
 
 def blas_threads():
     """(threads NumPy's BLAS uses, how that was found)."""
@@ -51,7 +53,8 @@ def blas_threads():
 
 # What tinyresnet.backend.keep_freed_memory() sets with mallopt (the training loop calls it), as glibc
 # tunables so that both libraries' processes get exactly the same allocator.
-KEEP_FREED_MEMORY = "glibc.malloc.mmap_threshold=33554432:glibc.malloc.trim_threshold=2147483647"
+KEEP_FREED_MEMORY = (f"glibc.malloc.mmap_threshold={backend.MMAP_THRESHOLD_MAX}"
+                     f":glibc.malloc.trim_threshold={backend.TRIM_NEVER}")
 
 
 def child_env(threads, malloc):

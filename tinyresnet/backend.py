@@ -167,6 +167,7 @@ def to_numpy(a):
 # glibc's mallopt parameters (malloc.h)
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
 MMAP_THRESHOLD_MAX = 32 << 20      # the largest threshold glibc accepts on 64-bit systems: 32 MiB
+TRIM_NEVER = 2 ** 31 - 1           # the largest trim threshold mallopt takes (an int): never trim the heap
 
 _kept = {}
 
@@ -196,5 +197,5 @@ def keep_freed_memory():
         if mallopt is not None:
             # the mmap threshold first: setting either one turns off glibc's own adjustment of both
             _kept["ok"] = bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_MAX)) and bool(
-                mallopt(M_TRIM_THRESHOLD, 2 ** 31 - 1))
+                mallopt(M_TRIM_THRESHOLD, TRIM_NEVER))
     return _kept["ok"]

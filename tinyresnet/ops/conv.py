@@ -55,15 +55,15 @@ def im2col(x, kh, kw, stride=(1, 1), padding=(0, 0), out=None):
     ### END SOLUTION im2col
 
 
-def pad_hw(x, ph, pw):
-    """x with ph zero rows above and below, pw zero columns left and right (as xp.pad, faster).
+def pad_hw(x, ph, pw, value=0):
+    """x with ph rows of ``value`` above and below, pw columns left and right (as xp.pad, faster).
 
     Shapes: x (N, H, W, C) -> (N, H+2ph, W+2pw, C)
     """
     xp = get_array_module(x)
     N, H, W, C = x.shape
     out = xp.empty((N, H + 2 * ph, W + 2 * pw, C), dtype=x.dtype)
-    out[:, :ph], out[:, ph + H:], out[:, :, :pw], out[:, :, pw + W:] = 0, 0, 0, 0   # the border
+    out[:, :ph], out[:, ph + H:], out[:, :, :pw], out[:, :, pw + W:] = value, value, value, value   # the border
     out[:, ph:ph + H, pw:pw + W] = x                                               # the inside
     return out
 

@@ -7,29 +7,13 @@ every output position at once with a strided slice.
 from ..autograd import Function
 from ..backend import get_array_module
 from .checks import check_4d, output_size
+from .conv import pad_hw
 
 
 def _window(x, i, j, stride, OH, OW):
     """The value at window offset (i, j) of every output position: (N, C, OH, OW)."""
     sh, sw = stride
     return x[:, :, i:i + sh * OH:sh, j:j + sw * OW:sw]
-
-
-def _pad_like(x, ph, pw, value):
-    """x padded by ph rows and pw columns of ``value``, in x's memory layout (channels-last stays so).
-
-    Shapes: x (N, C, H, W) -> (N, C, H+2ph, W+2pw)
-    """
-    xp = get_array_module(x)
-    N, C, H, W = x.shape
-    if not (ph or pw):
-        return x
-    if x.transpose(0, 2, 3, 1).flags.c_contiguous:     # channels-last in memory
-        xpad = xp.full((N, H + 2 * ph, W + 2 * pw, C), value, dtype=x.dtype).transpose(0, 3, 1, 2)
-    else:
-        xpad = xp.full((N, C, H + 2 * ph, W + 2 * pw), value, dtype=x.dtype)
-    xpad[:, :, ph:ph + H, pw:pw + W] = x
-    return xpad
 
 
 def _pool_geometry(x, kernel, stride, padding, op):
@@ -57,7 +41,9 @@ class MaxPool2dFunction(Function):
         OH, OW = _pool_geometry(x, self.kernel, self.stride, self.padding, "max_pool2d")
         (kh, kw), (ph, pw) = self.kernel, self.padding
         self.x_shape = x.shape
-        xpad = _pad_like(x, ph, pw, -xp.inf)
+        xpad = x
+        if ph or pw:                                      # padding counts as −∞; channels-last, as conv pads
+            xpad = pad_hw(x.transpose(0, 2, 3, 1), ph, pw, -xp.inf).transpose(0, 3, 1, 2)
         out = _window(xpad, 0, 0, self.stride, OH, OW).copy(order="K")
         argmax = None                                     # where each maximum came from, for backward only
         if any(self.needs_input_grad):
