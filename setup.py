@@ -13,7 +13,7 @@ setup(
     packages=find_packages(include=["tinyresnet", "tinyresnet.*"]),
     include_package_data=True,
     package_data={"tinyresnet": ["data/*.csv.gz", "data/*.npz", "data/README.md", "assignment/*.md"]},
-    install_requires=["numpy>=1.23", "matplotlib>=3.5", "tqdm>=4.60", "pillow>=9.0"],
+    install_requires=["numpy>=1.23", "matplotlib>=3.5", "tqdm>=4.60", "pillow>=9.0", "threadpoolctl>=3.1"],
     extras_require={
         # CuPy for CUDA 12.x with its CUDA libraries from PyPI ([ctk]): runs on drivers that report
         # CUDA 12.x or 13.x, no CUDA toolkit needed. Why this wheel: docs/gpu.md.

@@ -98,6 +98,9 @@ def main():
     if args.side == "torch":
         import torch
         torch.set_num_threads(args.threads)
+    if args.side == "tinyresnet":               # as the training loop has it: its own threads, BLAS on one each
+        from tinyresnet.backend import set_num_threads
+        set_num_threads(args.threads)
     results = [run_case(name, args.side, args) for name in args.cases]
     info = {}
     try:
@@ -106,6 +109,9 @@ def main():
                                                       "threading_layer")} for p in threadpool_info()]
     except ImportError:
         info["threadpools"] = None
+    if args.side == "tinyresnet":
+        from tinyresnet.backend import get_num_threads
+        info["tinyresnet_threads"] = get_num_threads()
     if args.side == "torch":
         import torch
         info["torch_threads"] = torch.get_num_threads()

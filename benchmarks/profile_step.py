@@ -31,12 +31,15 @@ CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 clock = time.perf_counter
 
 
-def profile_tinyresnet(batch, steps):
+def profile_tinyresnet(batch, steps, threads=None):
     import tinyresnet as tr
     from tinyresnet import functional as F
     from tinyresnet import models, optim
     from tinyresnet.autograd import Function
+    from tinyresnet.backend import keep_freed_memory, set_num_threads
 
+    keep_freed_memory()                         # as the training loop has it
+    set_num_threads(threads)
     rng = np.random.default_rng(0)
     x = tr.Tensor(rng.standard_normal((batch, 3, 32, 32), dtype=np.float32))
     y = rng.integers(0, 10, batch)
@@ -119,7 +122,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--side", choices=["tinyresnet", "torch"], default="tinyresnet")
     parser.add_argument("--steps", type=int, default=None, help="profiled steps (default 5, quick 1)")
-    parser.add_argument("--threads", type=int, default=None, help="PyTorch threads (default: its own choice)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="threads (default: PyTorch's own choice; for tinyresnet, as many as its BLAS had)")
     parser.add_argument("--quick", action="store_true", help="batch 8 instead of 64")
     parser.add_argument("--json", action="store_true", help="print one JSON line instead of a table")
     parser.add_argument("--clock", choices=list(CLOCKS), default="wall",
@@ -130,7 +134,7 @@ def main():
     clock = CLOCKS[args.clock]
     batch, steps = (8, args.steps or 1) if args.quick else (64, args.steps or 5)
     if args.side == "tinyresnet":
-        result = profile_tinyresnet(batch, steps)
+        result = profile_tinyresnet(batch, steps, args.threads)
     else:
         import torch
         result = profile_torch(batch, steps, args.threads or torch.get_num_threads())

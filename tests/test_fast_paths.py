@@ -1,5 +1,6 @@
 """The optimised ops equal their plain versions: conv by chunks of the batch and by a gather, the 1×1
-conv as one matrix product, batch norm with einsum sums and in-place steps; ReLU keeps the layout.
+conv as one matrix product (both on one thread and with the batch's slices dealt out to several),
+batch norm with einsum sums and in-place steps; ReLU keeps the layout.
 
 The plain versions live here, written the way a student writes them the first time (im2col by a
 loop over window offsets, one matrix product for the whole batch, dx by col2im, batch norm's three
@@ -12,7 +13,7 @@ uneven chunks; gradient checks run on the chunked paths in float64.
 import numpy as np
 import pytest
 
-from tinyresnet import Tensor
+from tinyresnet import Tensor, backend
 from tinyresnet import functional as F
 from tinyresnet.gradcheck import assert_gradcheck
 from tinyresnet.ops import conv
@@ -149,6 +150,17 @@ CONV_CASES = [  # N, C, H, W, OC, (kh, kw), stride, padding, groups
 ]
 
 
+@pytest.fixture(params=[1, 3], ids=["1-thread", "3-threads"])
+def threads(request):
+    """The ops on 1 thread, or with the batch's slices dealt out to 3 (uneven shares); BLAS restored after."""
+    from threadpoolctl import threadpool_limits
+    before = backend.get_num_threads()
+    with threadpool_limits(user_api="blas"):              # puts BLAS's thread count back on exit
+        backend.set_num_threads(request.param)
+        yield request.param
+        backend.set_num_threads(before)
+
+
 @pytest.fixture(params=[1, 40, 10 ** 6], ids=["one-image-chunks", "uneven-chunks", "one-chunk"])
 def chunk_rows(request, monkeypatch):
     """ROWS_PER_CHUNK so that the batch is cut into one image per chunk, uneven chunks, or not at all."""
@@ -159,7 +171,7 @@ def chunk_rows(request, monkeypatch):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("N,C,H,W,OC,kernel,stride,padding,groups", CONV_CASES)
 def test_conv_by_chunks_equals_the_whole_batch_at_once(N, C, H, W, OC, kernel, stride, padding, groups, dtype,
-                                                       chunk_rows):
+                                                       chunk_rows, threads):
     rng = np.random.default_rng(2)
     x = channels_last(rng.standard_normal((N, C, H, W)).astype(dtype))
     weight = rng.standard_normal((OC, C // groups) + kernel).astype(dtype)
@@ -175,7 +187,7 @@ def test_conv_by_chunks_equals_the_whole_batch_at_once(N, C, H, W, OC, kernel, s
 
 
 @pytest.mark.parametrize("N,C,H,W,OC,kernel,stride,padding,groups", CONV_CASES)
-def test_conv_by_chunks_passes_gradcheck(N, C, H, W, OC, kernel, stride, padding, groups, monkeypatch):
+def test_conv_by_chunks_passes_gradcheck(N, C, H, W, OC, kernel, stride, padding, groups, monkeypatch, threads):
     monkeypatch.setattr(conv, "ROWS_PER_CHUNK", 40)
     rng = np.random.default_rng(3)
     x = channels_last(rng.standard_normal((min(N, 3), C, H, W)))
@@ -211,7 +223,7 @@ def test_conv_works_with_a_students_loop_im2col(monkeypatch):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("layout", [np.ascontiguousarray, channels_last])
 @pytest.mark.parametrize("stride", [(1, 1), (2, 2), (2, 1)])
-def test_1x1_conv_as_one_product_equals_the_im2col_conv(stride, layout, dtype):
+def test_1x1_conv_as_one_product_equals_the_im2col_conv(stride, layout, dtype, threads):
     rng = np.random.default_rng(6)
     x = layout(rng.standard_normal((3, 5, 7, 6)).astype(dtype))
     weight = rng.standard_normal((4, 5, 1, 1)).astype(dtype)
@@ -226,7 +238,7 @@ def test_1x1_conv_as_one_product_equals_the_im2col_conv(stride, layout, dtype):
 
 
 @pytest.mark.parametrize("stride", [1, 2])
-def test_1x1_conv_passes_gradcheck_on_channels_last_input(stride):
+def test_1x1_conv_passes_gradcheck_on_channels_last_input(stride, threads):
     rng = np.random.default_rng(7)
     x = channels_last(rng.standard_normal((2, 3, 5, 4)))
     assert_gradcheck(lambda x, w, b: F.conv2d(x, w, b, stride=stride), [x, rng.standard_normal((4, 3, 1, 1)),

@@ -236,8 +236,11 @@ def test_the_trainer_has_glibc_keep_freed_memory_and_then_a_new_array_costs_no_p
     from tinyresnet.backend import keep_freed_memory
     calls = []
     monkeypatch.setattr(train_module, "keep_freed_memory", lambda: calls.append(1) or keep_freed_memory())
+    threads = []
+    monkeypatch.setattr(train_module, "set_num_threads", lambda n=None: threads.append(n))
     Trainer(tiny())
     assert calls == [1]
+    assert threads == [None]            # the conv slices on as many threads of its own as BLAS had
     if not (platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"):
         assert keep_freed_memory() is False                        # elsewhere it does nothing
         pytest.skip("the allocator setting is for glibc only")

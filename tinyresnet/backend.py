@@ -13,6 +13,7 @@ import contextlib
 import ctypes
 import ctypes.util
 import sys
+from concurrent.futures import ThreadPoolExecutor, wait
 
 import numpy as np
 
@@ -199,3 +200,54 @@ def keep_freed_memory():
             _kept["ok"] = bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_MAX)) and bool(
                 mallopt(M_TRIM_THRESHOLD, TRIM_NEVER))
     return _kept["ok"]
+
+
+_threads = {"n": 1, "pool": None}
+
+
+def set_num_threads(n=None):
+    """Compute on ``n`` threads, BLAS's and tinyresnet's own never competing for the same cores.
+
+    A convolution works on a slice of the batch at a time. With ``n`` > 1 its slices are dealt out to
+    ``n`` threads of tinyresnet's own (NumPy releases the GIL in copies and matrix products), and NumPy's
+    BLAS is limited to one thread, so that each matrix product runs on the thread that built its
+    columns. With BLAS's own threads instead, only the products run on every core: the column copies
+    and padding between them run on one, while BLAS's idle threads spin on the others.
+
+    ``n=None`` takes the number of threads BLAS was using (``OPENBLAS_NUM_THREADS`` and the like are
+    respected). The training loop calls this; a script of your own may too. It changes BLAS's
+    setting for the whole process (through threadpoolctl). GPU arrays are never split this way.
+    """
+    from threadpoolctl import threadpool_info, threadpool_limits
+    if n is None:
+        n = max([p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"] or [1])
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"set_num_threads: n must be a positive whole number of threads, got {n!r}")
+    threadpool_limits(1, user_api="blas")
+    if _threads["pool"] is not None:
+        _threads["pool"].shutdown()
+    _threads["n"] = n
+    _threads["pool"] = ThreadPoolExecutor(n - 1, thread_name_prefix="tinyresnet") if n > 1 else None   # + the caller
+
+
+def get_num_threads():
+    """How many threads the convolutions split their batch slices between (1 until ``set_num_threads``)."""
+    return _threads["n"]
+
+
+def for_each_thread(work, items, xp=np):
+    """Deal ``items`` out to the compute threads, round-robin, and run ``work(share)`` once per thread.
+
+    The calling thread takes the first share, the pool's threads the others. Returns the results,
+    one per share, in order. On one thread (the default), or for GPU arrays, this is ``[work(items)]``.
+    """
+    n = min(_threads["n"], len(items)) if xp is np else 1
+    if n <= 1:
+        return [work(items)]
+    shares = [items[i::n] for i in range(n)]
+    futures = [_threads["pool"].submit(work, share) for share in shares[1:]]
+    try:
+        first = work(shares[0])
+    finally:
+        wait(futures)                                 # never leave a thread writing into the arrays
+    return [first] + [f.result() for f in futures]

@@ -22,7 +22,7 @@ How it is made fast (each step measured against PyTorch CPU; see benchmarks/READ
 """
 
 from ..autograd import Function
-from ..backend import get_array_module
+from ..backend import for_each_thread, get_array_module, get_num_threads
 from .checks import check_4d, check_float, output_size
 
 ROWS_PER_CHUNK = 2048   # im2col rows per slice of the batch: its columns are still in cache for the product
@@ -90,9 +90,16 @@ def col2im(cols, x_shape, kh, kw, stride=(1, 1), padding=(0, 0)):
 
 
 def batch_chunks(n, rows_per_image):
-    """Slices of a batch of ``n`` images with about ROWS_PER_CHUNK im2col rows each (one image at least)."""
-    step = max(1, ROWS_PER_CHUNK // rows_per_image)
+    """Slices of a batch of ``n`` images with about ROWS_PER_CHUNK im2col rows each (one image at least),
+    and at least one slice per compute thread (``backend.set_num_threads``)."""
+    step = max(1, min(ROWS_PER_CHUNK // rows_per_image, -(-n // get_num_threads())))
     return [slice(start, min(start + step, n)) for start in range(0, n, step)]
+
+
+def row_blocks(n_rows):
+    """``n_rows`` rows cut into one contiguous block per compute thread (``backend.set_num_threads``)."""
+    step = -(-n_rows // get_num_threads())
+    return [slice(start, min(start + step, n_rows)) for start in range(0, n_rows, step)]
 
 
 def check_conv(x, weight, bias, groups, op="conv2d"):
@@ -137,14 +144,18 @@ class Conv2dFunction(Function):
         self.x, self.weight = x, weight
         out = xp.empty((N * OH * OW, OC), dtype=xp.result_type(x.dtype, weight.dtype))
         chunks = batch_chunks(N, OH * OW)
-        buf = xp.empty((chunks[0].stop * OH * OW, KH * KW * Cg), dtype=x.dtype)   # one slice's columns
-        for g in range(G):                                   # a grouped conv is G independent convs
-            c, oc = slice(g * Cg, (g + 1) * Cg), slice(g * OCg, (g + 1) * OCg)   # group g's channels
-            wmat = self._weight_matrix(g)                    # (KH*KW*C/G, OC/G)
-            for b in chunks:                                 # a slice of the batch at a time
-                rows = slice(b.start * OH * OW, b.stop * OH * OW)
-                cols = im2col(x[b, c], KH, KW, self.stride, self.padding, out=buf[:rows.stop - rows.start])
-                xp.matmul(cols, wmat, out=out[rows, oc])     # out = cols · Wmat
+        wmats = [self._weight_matrix(g) for g in range(G)]   # (KH*KW*C/G, OC/G) per group
+
+        def conv_slices(share):                              # one thread's slices of the batch
+            buf = xp.empty((chunks[0].stop * OH * OW, KH * KW * Cg), dtype=x.dtype)   # one slice's columns
+            for g in range(G):                               # a grouped conv is G independent convs
+                c, oc = slice(g * Cg, (g + 1) * Cg), slice(g * OCg, (g + 1) * OCg)   # group g's channels
+                for b in share:                              # a slice of the batch at a time
+                    rows = slice(b.start * OH * OW, b.stop * OH * OW)
+                    cols = im2col(x[b, c], KH, KW, self.stride, self.padding, out=buf[:rows.stop - rows.start])
+                    xp.matmul(cols, wmats[g], out=out[rows, oc])     # out = cols · Wmat
+
+        for_each_thread(conv_slices, chunks, xp)
         if bias is not None:
             out += bias
         return out.reshape(N, OH, OW, OC).transpose(0, 3, 1, 2)     # (N, OC, OH, OW)
@@ -174,43 +185,50 @@ class Conv2dFunction(Function):
         # With stride 1, dx is a gather instead of col2im's scatter: dout padded by K−1−p, correlated
         # with the flipped filters (input and output channels swapped), i.e. im2col(dout) · Wflip.
         dout_mat = dout.transpose(0, 2, 3, 1).reshape(N * OH * OW, OC)   # (N*OH*OW, OC)
-        dweight = xp.empty(self.weight.shape, dtype=dout.dtype)           # (OC, C/G, KH, KW)
         dx_mat = None                                                     # dx as (N*H*W, C), channels-last
         if self.needs_input_grad[0]:
             dx_mat = xp.empty((N * H * W, Cg * G), dtype=dout.dtype)
         gather = self.stride == (1, 1) and ph < KH and pw < KW
         chunks = batch_chunks(N, OH * OW)
-        n_rows = chunks[0].stop * OH * OW                                 # the first slice is the largest
-        buf = xp.empty((n_rows, KH * KW * Cg), dtype=x.dtype)              # one slice's columns of x,
-        dout_buf = (xp.empty((chunks[0].stop * H * W, KH * KW * OCg), dtype=dout.dtype)    # of dout (one
-                    if gather else None)                                                   # row per pixel of x),
-        dw_part = xp.empty((OCg, KH * KW * Cg), dtype=dout.dtype) if len(chunks) > 1 else None   # and
-        for g in range(G):                                                             # its share of dWmatᵀ
-            c, oc = slice(g * Cg, (g + 1) * Cg), slice(g * OCg, (g + 1) * OCg)   # group g's channels
-            # the flipped filters, rows in im2col's order over dout's channels: (KH*KW*OC/G, C/G)
-            wflip = self.weight[oc, :, ::-1, ::-1].transpose(2, 3, 0, 1).reshape(KH * KW * OCg, Cg)
-            wmat = None if gather else self._weight_matrix(g)              # (KH*KW*C/G, OC/G)
-            dwmat_t = xp.empty((OCg, KH * KW * Cg), dtype=dout.dtype)     # dWmatᵀ: a filter per row
-            for b in chunks:
-                rows, x_rows = slice(b.start * OH * OW, b.stop * OH * OW), slice(b.start * H * W, b.stop * H * W)
-                n = rows.stop - rows.start
-                cols = im2col(x[b, c], KH, KW, self.stride, self.padding, out=buf[:n])   # (n, KH*KW*C/G)
-                if b.start == 0:
-                    xp.matmul(dout_mat[rows, oc].T, cols, out=dwmat_t)             # dWmatᵀ = doutᵀ · cols,
-                else:
-                    xp.matmul(dout_mat[rows, oc].T, cols, out=dw_part)
-                    dwmat_t += dw_part                                             # summed over the slices
-                if dx_mat is None:
-                    continue
-                if gather:
-                    dout_cols = im2col(dout[b, oc], KH, KW, (1, 1), (KH - 1 - ph, KW - 1 - pw),
-                                       out=dout_buf[:x_rows.stop - x_rows.start])  # (n*H*W, KH*KW*OC/G)
-                    xp.matmul(dout_cols, wflip, out=dx_mat[x_rows, c])            # dx = im2col(dout) · Wflip
-                else:
-                    dcols = dout_mat[rows, oc] @ wmat.T                            # dcols = dout · Wmatᵀ
-                    dx = col2im(dcols, x[b, c].shape, KH, KW, self.stride, self.padding)   # (n, C/G, H, W)
-                    dx_mat[x_rows, c] = dx.transpose(0, 2, 3, 1).reshape(-1, Cg)
-            dweight[oc] = dwmat_t.reshape(OCg, KH, KW, Cg).transpose(0, 3, 1, 2)   # (OC/G, C/G, KH, KW)
+        # per group: the flipped filters, rows in im2col's order over dout's channels (KH*KW*OC/G, C/G),
+        # or (for col2im) the forward's weight matrix (KH*KW*C/G, OC/G)
+        wflips = [self.weight[g * OCg:(g + 1) * OCg, :, ::-1, ::-1].transpose(2, 3, 0, 1).reshape(KH * KW * OCg, Cg)
+                  for g in range(G)]
+        wmats = [None if gather else self._weight_matrix(g) for g in range(G)]
+
+        def backward_slices(share):                                       # one thread's slices of the batch
+            n_rows = share[0].stop * OH * OW - share[0].start * OH * OW    # its first slice is its largest
+            buf = xp.empty((n_rows, KH * KW * Cg), dtype=x.dtype)          # one slice's columns of x,
+            dout_buf = (xp.empty(((share[0].stop - share[0].start) * H * W, KH * KW * OCg), dtype=dout.dtype)
+                        if gather else None)                               # of dout (one row per pixel of x),
+            dw_part = xp.empty((OCg, KH * KW * Cg), dtype=dout.dtype)     # and one slice's share of dWmatᵀ
+            dwmat_t = xp.empty((G, OCg, KH * KW * Cg), dtype=dout.dtype)  # dWmatᵀ per group: a filter per row
+            for g in range(G):
+                c, oc = slice(g * Cg, (g + 1) * Cg), slice(g * OCg, (g + 1) * OCg)   # group g's channels
+                for i, b in enumerate(share):
+                    rows, x_rows = slice(b.start * OH * OW, b.stop * OH * OW), slice(b.start * H * W, b.stop * H * W)
+                    cols = im2col(x[b, c], KH, KW, self.stride, self.padding, out=buf[:rows.stop - rows.start])
+                    if i == 0:
+                        xp.matmul(dout_mat[rows, oc].T, cols, out=dwmat_t[g])      # dWmatᵀ = doutᵀ · cols,
+                    else:
+                        xp.matmul(dout_mat[rows, oc].T, cols, out=dw_part)
+                        dwmat_t[g] += dw_part                                      # summed over the slices
+                    if dx_mat is None:
+                        continue
+                    if gather:
+                        dout_cols = im2col(dout[b, oc], KH, KW, (1, 1), (KH - 1 - ph, KW - 1 - pw),
+                                           out=dout_buf[:x_rows.stop - x_rows.start])   # (n*H*W, KH*KW*OC/G)
+                        xp.matmul(dout_cols, wflips[g], out=dx_mat[x_rows, c])     # dx = im2col(dout) · Wflip
+                    else:
+                        dcols = dout_mat[rows, oc] @ wmats[g].T                    # dcols = dout · Wmatᵀ
+                        dx = col2im(dcols, x[b, c].shape, KH, KW, self.stride, self.padding)   # (n, C/G, H, W)
+                        dx_mat[x_rows, c] = dx.transpose(0, 2, 3, 1).reshape(-1, Cg)
+            return dwmat_t
+
+        dwmat_t, *others = for_each_thread(backward_slices, chunks, xp)   # each thread's sums over its slices
+        for other in others:
+            dwmat_t += other
+        dweight = dwmat_t.reshape(OC, KH, KW, Cg).transpose(0, 3, 1, 2).copy()   # (OC, C/G, KH, KW), groups in order
         dx = None if dx_mat is None else dx_mat.reshape(N, H, W, Cg * G).transpose(0, 3, 1, 2)   # (N, C, H, W)
         dbias = dout.sum(axis=(0, 2, 3)) if len(self.needs_input_grad) == 3 else None
         ### END SOLUTION conv_backward
@@ -235,10 +253,18 @@ class Conv1x1Function(Function):
     def forward(self, x, weight, bias=None):
         check_conv(x, weight, bias, 1)
         self.x, self.weight = x, weight
+        xp = get_array_module(x)
         x_mat = self._pixels()                               # (N*OH*OW, C)
         N, OC = x.shape[0], weight.shape[0]
         OH, OW = -(-x.shape[2] // self.stride[0]), -(-x.shape[3] // self.stride[1])   # ⌈H/s⌉, ⌈W/s⌉
-        out = x_mat @ weight.reshape(OC, -1).T               # (N*OH*OW, C)·(C, OC) = (N*OH*OW, OC)
+        w_t = weight.reshape(OC, -1).T                       # (C, OC)
+        out = xp.empty((x_mat.shape[0], OC), dtype=xp.result_type(x.dtype, weight.dtype))
+
+        def product(share):                                  # out = x_mat · Wᵀ, one thread's rows
+            for rows in share:
+                xp.matmul(x_mat[rows], w_t, out=out[rows])
+
+        for_each_thread(product, row_blocks(x_mat.shape[0]), xp)
         if bias is not None:
             out += bias
         return out.reshape(N, OH, OW, OC).transpose(0, 3, 1, 2)     # (N, OC, OH, OW)
@@ -258,10 +284,25 @@ class Conv1x1Function(Function):
         sh, sw = self.stride
         dout_mat = dout.transpose(0, 2, 3, 1).reshape(N * OH * OW, OC)  # (N*OH*OW, OC)
         # out = x_mat · Wᵀ  =>  dW = doutᵀ · x_mat,  dx_mat = dout · W
-        dweight = (dout_mat.T @ self._pixels()).reshape(OC, C, 1, 1)
+        x_mat, w = self._pixels(), self.weight.reshape(OC, C)
+        dx_mat = xp.empty((N * OH * OW, C), dtype=dout.dtype) if self.needs_input_grad[0] else None
+
+        def products(share):                                 # one thread's rows: its share of dW, its rows of dx
+            dw = None
+            for rows in share:
+                part = dout_mat[rows].T @ x_mat[rows]        # (OC, C)
+                dw = part if dw is None else dw + part
+                if dx_mat is not None:
+                    xp.matmul(dout_mat[rows], w, out=dx_mat[rows])
+            return dw
+
+        dweight, *others = for_each_thread(products, row_blocks(N * OH * OW), xp)
+        for other in others:
+            dweight += other
+        dweight = dweight.reshape(OC, C, 1, 1)
         dx = None
-        if self.needs_input_grad[0]:
-            dxs = (dout_mat @ self.weight.reshape(OC, C)).reshape(N, OH, OW, C)   # (N, OH, OW, C)
+        if dx_mat is not None:
+            dxs = dx_mat.reshape(N, OH, OW, C)               # (N, OH, OW, C)
             if (sh, sw) == (1, 1):
                 dx = dxs.transpose(0, 3, 1, 2)
             else:
