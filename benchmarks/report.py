@@ -107,7 +107,9 @@ def write(path, runs, meta, profiles):
           f"whenever the 1-minute value is well above 0)",
           f"- Python {meta['python']}; NumPy {_version('numpy')}; PyTorch {torch_info.get('torch_version', '–')}",
           f"- threads: {meta['threads']} for both libraries ({meta['threads_how']}); PyTorch reported "
-          f"{torch_info.get('torch_threads', '–')}",
+          f"{torch_info.get('torch_threads', '–')}; tinyresnet reported "
+          f"{meta['info'].get('tinyresnet', {}).get('tinyresnet_threads', '–')} of its own, as its training loop "
+          f"sets them (`backend.set_num_threads`: its convolutions' slices on its threads, BLAS on one thread each)",
           "- environment: " + (", ".join(f"{k}={v}" for k, v in sorted(meta["env"].items()))
                                or "no OPENBLAS_/OMP_/MKL_ variables set"),
           f"- allocator: both libraries' processes with GLIBC_TUNABLES={meta.get('glibc_tunables', '–')} "

@@ -19,6 +19,9 @@ How it is made fast (each step measured against PyTorch CPU; see benchmarks/READ
   view, and the next op (batch norm, ReLU, the next convolution) reads it in that order without
   a copy.
 - A 1×1 convolution needs no im2col at all: it is one matrix product over all pixels.
+- With ``backend.set_num_threads(n)`` (the training loop sets it), the slices are dealt out to n
+  threads (``for_each_thread``), each building its own columns and calling BLAS on one thread.
+  Run serially, a slice's copies use one core while BLAS's idle threads spin on the others.
 """
 
 from ..autograd import Function
