@@ -34,9 +34,12 @@ def test_set_num_threads_limits_blas_to_one_thread_and_runs_the_slices_on_distin
     assert len({ident for ident, _ in idents}) == 2
 
 
-def test_default_takes_blas_thread_count(restore):
+def test_default_takes_blas_thread_count_from_before_the_first_call(restore, monkeypatch):
+    monkeypatch.delitem(backend._threads, "blas", raising=False)
     with threadpool_limits(3, user_api="blas"):
         backend.set_num_threads()
+        assert backend.get_num_threads() == 3
+        backend.set_num_threads()                 # BLAS is on one thread now; the count it had is kept
         assert backend.get_num_threads() == 3
     backend.set_num_threads(1)
     assert backend.get_num_threads() == 1

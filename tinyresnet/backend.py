@@ -214,13 +214,15 @@ def set_num_threads(n=None):
     columns. With BLAS's own threads instead, only the products run on every core: the column copies
     and padding between them run on one, while BLAS's idle threads spin on the others.
 
-    ``n=None`` takes the number of threads BLAS was using (``OPENBLAS_NUM_THREADS`` and the like are
-    respected). The training loop calls this; a script of your own may too. It changes BLAS's
+    ``n=None`` takes the number of threads BLAS was using before the first call (``OPENBLAS_NUM_THREADS``
+    and the like are respected). The training loop calls this; a script of your own may too. It changes BLAS's
     setting for the whole process (through threadpoolctl). GPU arrays are never split this way.
     """
     from threadpoolctl import threadpool_info, threadpool_limits
+    if "blas" not in _threads:           # BLAS's own count, read before this function first limits it to one
+        _threads["blas"] = max([p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"] or [1])
     if n is None:
-        n = max([p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"] or [1])
+        n = _threads["blas"]
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise ValueError(f"set_num_threads: n must be a positive whole number of threads, got {n!r}")
     threadpool_limits(1, user_api="blas")
