@@ -22,10 +22,10 @@ def rng():
 
 
 @pytest.fixture(autouse=True)
-def _compute_threads_as_they_were():
-    """A test that trains (the training loop calls ``backend.set_num_threads``) leaves the thread count
-    as it found it, so that no later test depends on which tests ran before it."""
-    before = backend.get_num_threads()
-    yield
-    if backend.get_num_threads() != before:
-        backend.set_num_threads(before)
+def _one_compute_thread():
+    """Every test starts on one compute thread, whatever ran before it: the training loop calls
+    ``backend.set_num_threads`` (also from module-scoped fixtures that train once), and a test that
+    counts slices or buffers must not depend on which tests ran first. Tests of the threaded paths
+    ask for threads themselves."""
+    if backend.get_num_threads() != 1:
+        backend.set_num_threads(1)
