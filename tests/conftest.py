@@ -29,3 +29,13 @@ def _one_compute_thread():
     ask for threads themselves."""
     if backend.get_num_threads() != 1:
         backend.set_num_threads(1)
+
+
+@pytest.fixture
+def restore_threads():
+    """For a test that calls ``backend.set_num_threads``: the thread count and BLAS's own put back after it."""
+    from threadpoolctl import threadpool_limits
+    before = backend.get_num_threads()
+    with threadpool_limits(user_api="blas"):              # puts BLAS's thread count back on exit
+        yield
+        backend.set_num_threads(before)

@@ -151,14 +151,10 @@ CONV_CASES = [  # N, C, H, W, OC, (kh, kw), stride, padding, groups
 
 
 @pytest.fixture(params=[1, 3], ids=["1-thread", "3-threads"])
-def threads(request):
-    """The ops on 1 thread, or with the batch's slices dealt out to 3 (uneven shares); BLAS restored after."""
-    from threadpoolctl import threadpool_limits
-    before = backend.get_num_threads()
-    with threadpool_limits(user_api="blas"):              # puts BLAS's thread count back on exit
-        backend.set_num_threads(request.param)
-        yield request.param
-        backend.set_num_threads(before)
+def threads(request, restore_threads):
+    """The ops on 1 thread, or with the batch's slices dealt out to 3 (uneven shares)."""
+    backend.set_num_threads(request.param)
+    return request.param
 
 
 @pytest.fixture(params=[1, 40, 10 ** 6], ids=["one-image-chunks", "uneven-chunks", "one-chunk"])

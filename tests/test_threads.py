@@ -17,15 +17,7 @@ def blas_threads():
     return [p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"]
 
 
-@pytest.fixture
-def restore():
-    before = backend.get_num_threads()
-    with threadpool_limits(user_api="blas"):              # puts BLAS's thread count back on exit
-        yield
-        backend.set_num_threads(before)
-
-
-def test_set_num_threads_limits_blas_to_one_thread_and_runs_the_slices_on_distinct_threads(restore):
+def test_set_num_threads_limits_blas_to_one_thread_and_runs_the_slices_on_distinct_threads(restore_threads):
     backend.set_num_threads(2)
     assert backend.get_num_threads() == 2
     assert set(blas_threads()) <= {1}
@@ -34,7 +26,7 @@ def test_set_num_threads_limits_blas_to_one_thread_and_runs_the_slices_on_distin
     assert len({ident for ident, _ in idents}) == 2
 
 
-def test_default_takes_blas_thread_count_from_before_the_first_call(restore, monkeypatch):
+def test_default_takes_blas_thread_count_from_before_the_first_call(restore_threads, monkeypatch):
     monkeypatch.delitem(backend._threads, "blas", raising=False)
     with threadpool_limits(3, user_api="blas"):
         backend.set_num_threads()
@@ -47,12 +39,12 @@ def test_default_takes_blas_thread_count_from_before_the_first_call(restore, mon
 
 
 @pytest.mark.parametrize("bad", [0, -2, 1.5, True, "2"])
-def test_set_num_threads_rejects_what_is_not_a_thread_count(bad, restore):
+def test_set_num_threads_rejects_what_is_not_a_thread_count(bad, restore_threads):
     with pytest.raises(ValueError, match=rf"positive whole number of threads, got {bad!r}"):
         backend.set_num_threads(bad)
 
 
-def test_gpu_arrays_are_never_split_between_threads(restore):
+def test_gpu_arrays_are_never_split_between_threads(restore_threads):
     from fake_device import fake_cupy
     backend.set_num_threads(4)
     assert backend.for_each_thread(lambda share: share, [1, 2, 3], fake_cupy) == [[1, 2, 3]]
@@ -60,7 +52,7 @@ def test_gpu_arrays_are_never_split_between_threads(restore):
 
 @pytest.mark.parametrize("n_threads", [1, 2, 3])
 @pytest.mark.parametrize("n,rows_per_image", [(1, 1024), (7, 16), (64, 16), (128, 1024)])
-def test_slices_cover_the_batch_once_with_at_least_one_per_thread(n, rows_per_image, n_threads, restore):
+def test_slices_cover_the_batch_once_with_at_least_one_per_thread(n, rows_per_image, n_threads, restore_threads):
     backend.set_num_threads(n_threads)
     chunks = conv.batch_chunks(n, rows_per_image)
     assert [i for b in chunks for i in range(b.start, b.stop)] == list(range(n))
@@ -70,7 +62,7 @@ def test_slices_cover_the_batch_once_with_at_least_one_per_thread(n, rows_per_im
     assert len(blocks) == min(n * rows_per_image, n_threads)
 
 
-def test_a_conv_on_two_threads_builds_its_columns_on_both(monkeypatch, restore):
+def test_a_conv_on_two_threads_builds_its_columns_on_both(monkeypatch, restore_threads):
     backend.set_num_threads(2)
     seen = set()
     real = conv.im2col

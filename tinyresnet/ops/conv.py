@@ -200,11 +200,12 @@ class Conv2dFunction(Function):
         wmats = [None if gather else self._weight_matrix(g) for g in range(G)]
 
         def backward_slices(share):                                       # one thread's slices of the batch
-            n_rows = share[0].stop * OH * OW - share[0].start * OH * OW    # its first slice is its largest
-            buf = xp.empty((n_rows, KH * KW * Cg), dtype=x.dtype)          # one slice's columns of x,
-            dout_buf = (xp.empty(((share[0].stop - share[0].start) * H * W, KH * KW * OCg), dtype=dout.dtype)
+            n_images = share[0].stop - share[0].start                     # its first slice is its largest
+            buf = xp.empty((n_images * OH * OW, KH * KW * Cg), dtype=x.dtype)   # one slice's columns of x,
+            dout_buf = (xp.empty((n_images * H * W, KH * KW * OCg), dtype=dout.dtype)
                         if gather else None)                               # of dout (one row per pixel of x),
-            dw_part = xp.empty((OCg, KH * KW * Cg), dtype=dout.dtype)     # and one slice's share of dWmatᵀ
+            dw_part = (xp.empty((OCg, KH * KW * Cg), dtype=dout.dtype)    # and one slice's share of dWmatᵀ
+                       if len(share) > 1 else None)
             dwmat_t = xp.empty((G, OCg, KH * KW * Cg), dtype=dout.dtype)  # dWmatᵀ per group: a filter per row
             for g in range(G):
                 c, oc = slice(g * Cg, (g + 1) * Cg), slice(g * OCg, (g + 1) * OCg)   # group g's channels
