@@ -1,9 +1,11 @@
-"""Shared fixtures: the devices to run on (the GPU ones skip with a reason when absent)."""
+"""Shared fixtures: the devices to run on (the GPU ones skip with a reason when absent), and the two
+kernel tiers (the plain ops and the fast kernels) that the op, gradient and parity tests run under."""
 
 import numpy as np
 import pytest
 
-from tinyresnet import backend
+import tinyresnet
+from tinyresnet import kernels
 from tinyresnet.backend import gpu_available
 
 NO_GPU = "needs CuPy and a CUDA device (pip install 'tinyresnet[gpu]')"
@@ -16,26 +18,29 @@ def device(request):
     return request.param
 
 
+@pytest.fixture(params=["plain", "fast"])
+def tier(request):
+    """Run a test once on the plain ops and once on the fast kernels (``tinyresnet.use_kernels``).
+    A module asks for it with ``pytestmark = pytest.mark.usefixtures("tier")``."""
+    with tinyresnet.use_kernels(request.param):
+        yield request.param
+
+
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)
 
 
 @pytest.fixture(autouse=True)
-def _one_compute_thread():
-    """Every test starts on one compute thread, whatever ran before it: the training loop calls
-    ``backend.set_num_threads`` (also from module-scoped fixtures that train once), and a test that
-    counts slices or buffers must not depend on which tests ran first. Tests of the threaded paths
-    ask for threads themselves."""
-    if backend.get_num_threads() != 1:
-        backend.set_num_threads(1)
-
-
-@pytest.fixture
-def restore_threads():
-    """For a test that calls ``backend.set_num_threads``: the thread count and BLAS's own put back after it."""
-    from threadpoolctl import threadpool_limits
-    before = backend.get_num_threads()
-    with threadpool_limits(user_api="blas"):              # puts BLAS's thread count back on exit
-        yield
-        backend.set_num_threads(before)
+def _settings_put_back():
+    """Every test must leave the kernel tier ("fast") and the compute threads (1) as it found them: both
+    are scoped (``use_kernels`` as a context manager; ``kernels.num_threads``, which ``fit`` runs inside),
+    so a test that changes them for good has found a leak. It fails, and the next test starts clean."""
+    yield
+    left = (tinyresnet.get_kernels(), kernels.get_num_threads())
+    if left != ("fast", 1):
+        tinyresnet.use_kernels("fast")
+        with kernels.num_threads(1):
+            pass                                    # num_threads(1) puts 1 back on exit only if it was 1 before
+        kernels.threads._set(1)
+        pytest.fail(f"the test left the kernel tier and compute threads at {left}, not ('fast', 1)")

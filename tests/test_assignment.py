@@ -157,10 +157,11 @@ def test_release_replaces_every_region_by_a_raise_with_its_hint(released):
         in_file = {r: stub(r) for r in IDS if REGIONS[r].path == REGIONS[ex].path}
         assert text == replace_bodies(source, in_file)
     assert not (out / "tinyresnet" / "assignment" / "hidden.py").exists()
+    assert not (out / "tinyresnet" / "kernels").exists()          # the fast tier (the solutions, made fast) stays
     region_files = {REGIONS[ex].path for ex in IDS}
     for path in PACKAGE.rglob("*"):                   # the rest of the package is copied as it is
         if path.is_file() and "__pycache__" not in path.parts and path.name != "hidden.py" \
-                and not path.name.startswith("."):
+                and "kernels" not in path.relative_to(PACKAGE).parts and not path.name.startswith("."):
             copied = out / path.relative_to(PACKAGE.parent)
             assert copied.is_file(), copied
             if path not in region_files:
@@ -330,3 +331,20 @@ def test_the_students_tests_run_in_their_copy(tmp_path):
                           cwd=tmp_path, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "4 passed" in done.stdout
+
+
+def test_the_release_runs_on_the_plain_ops_and_the_grader_computes_on_them(released):
+    """No fast kernel in the copy: a conv there runs the plain Conv2dFunction (the students' own),
+    and the grader's child starts on the plain tier even from the instructor's copy."""
+    import subprocess
+    import sys
+
+    from tinyresnet.assignment.runner import _child_env
+    out, _ = released
+    code = ("from tinyresnet import tiers; from tinyresnet.ops.conv import Conv2dFunction; "
+            "print(tiers.fast_package(), tiers.implementation(Conv2dFunction).__name__)")
+    done = subprocess.run([sys.executable, "-s", "-c", code], capture_output=True, text=True, cwd=out,
+                          env=_child_env(out), timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["None", "Conv2dFunction"]
+    assert _child_env(PACKAGE.parent)["TINYRESNET_KERNELS"] == "plain"

@@ -19,6 +19,8 @@ from tinyresnet import functional as F
 from tinyresnet.backend import to_numpy
 from tinyresnet.gradcheck import assert_gradcheck
 
+pytestmark = pytest.mark.usefixtures("tier")   # every test on the plain ops and on the fast kernels
+
 MIN_MARGIN = 0.02      # 10 × the largest finite-difference step
 
 Block = namedtuple("Block", "x_shape out_channels stride shortcut")

@@ -27,6 +27,8 @@ from tinyresnet.gradcheck import assert_gradcheck
 ROOT = Path(__file__).resolve().parents[1]
 TOLERANCE = {np.float32: 1e-6, np.float64: 1e-12}   # same NumPy maths underneath: only rounding differs
 
+pytestmark = pytest.mark.usefixtures("tier")   # every test on the plain ops and on the fast kernels
+
 
 def device_array(host):
     return fake_cupy.asarray(host)
@@ -207,7 +209,8 @@ w = Tensor(rng.standard_normal((4, 3, 3, 3)), requires_grad=True)
 y = F.relu(F.conv2d(x.to("cpu"), w, padding=1))
 F.cross_entropy(F.adaptive_avg_pool2d(y, 1).flatten(1), np.array([0, 3])).backward()
 check_device("cpu"); device_of(y.data)
-import tinyresnet.models, tinyresnet.optim, tinyresnet.train
+import tinyresnet.models, tinyresnet.optim, tinyresnet.training
+
 model = tinyresnet.models.resnet20(num_classes=10).to("cpu")
 optimizer = tinyresnet.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
 F.cross_entropy(model(Tensor(rng.standard_normal((2, 3, 8, 8)))), np.array([1, 2])).backward()
@@ -467,17 +470,16 @@ def test_model_step_on_the_stand_in_matches_the_cpu(builder, size, steps, optimi
 
 
 def _train_module():
-    if importlib.util.find_spec("tinyresnet.train") is None:
-        pytest.skip("the training loop (tinyresnet.train) is not written yet")
-    return importlib.import_module("tinyresnet.train")
+    if importlib.util.find_spec("tinyresnet.training.loop") is None:
+        pytest.skip("the training loop (tinyresnet.training.loop) is not written yet")
+    return importlib.import_module("tinyresnet.training")
 
 
 def test_training_loop_on_the_stand_in_matches_the_cpu(tmp_path, monkeypatch):
     """``fit`` with device="cuda": batches go to the device as they are loaded, metrics come back to the
     host, and the run (losses, accuracies, saved weights) equals the same run on the CPU."""
     train = _train_module()
-    if hasattr(train, "plot_curves"):
-        monkeypatch.setattr(train, "plot_curves", lambda *args, **kwargs: None)   # host-only, and slow
+    monkeypatch.setattr(train.loop, "plot_curves", lambda *args, **kwargs: None)   # host-only, and slow
     from tinyresnet.serialization import load_npz
     runs = {}
     for device in ("cpu", "cuda"):

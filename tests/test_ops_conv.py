@@ -12,6 +12,8 @@ from tinyresnet.backend import to_numpy
 from tinyresnet.gradcheck import assert_gradcheck
 from tinyresnet.ops.conv import Conv1x1Function, Conv2dFunction
 
+pytestmark = pytest.mark.usefixtures("tier")   # every test on the plain ops and on the fast kernels
+
 Case = namedtuple("Case", "N C H W OC kernel stride padding groups bias")
 
 CASES = [

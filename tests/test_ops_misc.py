@@ -15,6 +15,8 @@ from tinyresnet import functional as F
 from tinyresnet.backend import to_device, to_numpy
 from tinyresnet.gradcheck import assert_gradcheck
 
+pytestmark = pytest.mark.usefixtures("tier")   # every test on the plain ops and on the fast kernels
+
 TORCH_REASON = "PyTorch is the optional oracle (pip install 'tinyresnet[torch]')"
 
 

@@ -8,6 +8,8 @@ from tinyresnet import functional as F
 from tinyresnet.backend import to_device, to_numpy
 from tinyresnet.gradcheck import assert_gradcheck
 
+pytestmark = pytest.mark.usefixtures("tier")   # every test on the plain ops and on the fast kernels
+
 SHAPE = (3, 2, 4, 3)                                   # N, C, H, W: 36 values per channel
 
 

@@ -8,6 +8,8 @@ from tinyresnet import functional as F
 from tinyresnet.backend import to_numpy
 from tinyresnet.gradcheck import assert_gradcheck
 
+pytestmark = pytest.mark.usefixtures("tier")   # every test on the plain ops and on the fast kernels
+
 # (input shape, kernel_size, stride, padding)
 WINDOW_CASES = [
     pytest.param((2, 2, 7, 6), 3, 2, 1, id="3x3-stride2-pad1-stem-overlapping"),

@@ -22,6 +22,8 @@ import tinyresnet.functional as F  # noqa: E402
 from tinyresnet import models  # noqa: E402
 from tinyresnet.nn import BatchNorm2d, init  # noqa: E402
 
+pytestmark = pytest.mark.usefixtures("tier")   # every test on the plain ops and on the fast kernels
+
 TOLERANCE = 1e-8
 
 
@@ -142,9 +144,10 @@ def perturb_batchnorms(model, rng):
             m.running_var[...] = rng.uniform(0.5, 2.0, c)
 
 
-@pytest.fixture(scope="module", params=sorted(REFERENCES))
+@pytest.fixture(params=sorted(REFERENCES))
 def pair(request):
-    """(name, our model, the torch model with our weights), both in float64."""
+    """(name, our model, the torch model with our weights), both in float64; new for each test and tier
+    (a training step moves the BN statistics)."""
     name = request.param
     init.manual_seed(0)
     ours = models.get_model(name, num_classes=10).double()

@@ -10,6 +10,8 @@ from hypothesis import strategies as st
 from tinyresnet import functional as F
 from tinyresnet.backend import to_numpy
 
+pytestmark = pytest.mark.usefixtures("tier")   # every test on the plain ops and on the fast kernels
+
 # the `device` fixture is a plain string, so sharing it between examples is harmless
 SETTINGS = settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 

@@ -9,19 +9,25 @@ import signal
 import numpy as np
 import pytest
 
-import tinyresnet.train as train_module
+import tinyresnet.training.loop as loop_module
 from tinyresnet import nn
 from tinyresnet.backend import gpu_available
-from tinyresnet.train import (
+from tinyresnet.optim import SGD
+from tinyresnet.training import (
     TrainConfig,
     Trainer,
     TrainingDiverged,
+    confusion_matrix,
     fit,
+    format_confusion,
+    load_checkpoint,
+    load_model_state,
     load_trained_model,
     predict_proba,
+    read_metrics,
     resume_config,
+    train_step,
 )
-from tinyresnet.training import check_model_state, confusion_matrix, format_confusion, load_checkpoint, read_metrics
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -36,7 +42,7 @@ def tiny_net(config, num_classes, in_channels, width=6):
 @pytest.fixture
 def tiny(monkeypatch, tmp_path):
     """A config on synthetic 8×8 data with the tiny net in place of the registered model."""
-    monkeypatch.setattr(train_module, "build_model", tiny_net)
+    monkeypatch.setattr(loop_module, "build_model", tiny_net)
 
     def make(name="run", **changes):
         settings = dict(model="tiny", dataset="synthetic", epochs=3, batch_size=32, lr=0.05, prefetch=1,
@@ -159,17 +165,25 @@ def test_truncated_checkpoint_is_detected_and_a_failed_save_keeps_the_old_one(ti
     assert not [f for f in os.listdir(run_dir) if f.startswith(".tmp")]
 
 
-def test_checkpoint_of_another_model_names_the_keys(tiny):
+def test_checkpoint_of_another_model_names_the_keys_and_leaves_the_model_as_it_was(tiny):
     run_dir = fit(tiny(epochs=1)).run_dir
     other = tiny_net(tiny(), num_classes=10, in_channels=1, width=4)
+    before = other.state_dict()
     with pytest.raises(ValueError) as err:
-        check_model_state(other, weights(run_dir), "last.npz", "tiny")
+        load_model_state(other, weights(run_dir), "last.npz", "tiny")
     message = str(err.value)
+    assert message.startswith("last.npz does not fit this Sequential:")
     assert "0.weight (checkpoint (6, 1, 3, 3), model (4, 1, 3, 3))" in message
     assert "1.running_mean" in message and "--model tiny" in message
+    for key, value in other.state_dict().items():                 # checked before anything was written
+        np.testing.assert_array_equal(value, before[key], err_msg=key)
     bigger = nn.Sequential(*list(other.children()), nn.ReLU(), nn.Linear(10, 10))
     with pytest.raises(ValueError, match=r"missing from the checkpoint \(2\): 6.weight, 6.bias"):
-        check_model_state(bigger, {**weights(run_dir), **{k: v for k, v in other.state_dict().items()}}, "x", None)
+        load_model_state(bigger, {**weights(run_dir), **{k: v for k, v in other.state_dict().items()}}, "x", None)
+    same = tiny_net(tiny(), num_classes=10, in_channels=1)
+    assert load_model_state(same, weights(run_dir), "last.npz", "tiny").missing_keys == []
+    for key, value in weights(run_dir).items():
+        np.testing.assert_array_equal(same.state_dict()[key], value, err_msg=key)
 
 
 def test_default_config_one_short_epoch(tmp_path):
@@ -229,18 +243,53 @@ def test_loop_on_the_stand_in_gpu_matches_the_cpu(tiny, optimizer):
     assert_same_history(on_gpu.history, on_cpu.history)
 
 
-def test_the_trainer_has_glibc_keep_freed_memory_and_then_a_new_array_costs_no_page_faults(tiny, monkeypatch):
+def test_train_step_takes_one_step_and_a_non_finite_loss_changes_no_weight():
+    nn.init.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(4, 3))
+    optimizer = SGD(model.parameters(), lr=0.1)
+    x = np.random.default_rng(0).standard_normal((5, 1, 2, 2)).astype(np.float32)
+    y = np.array([0, 1, 2, 0, 1])
+    before = model.state_dict()
+    loss, correct = train_step(model, optimizer, x, y)
+    assert isinstance(loss, float) and np.isfinite(loss) and isinstance(correct, int) and 0 <= correct <= 5
+    assert not np.array_equal(model.state_dict()["1.weight"], before["1.weight"])
+    stepped = model.state_dict()
+    loss, correct = train_step(model, optimizer, np.full_like(x, np.nan), y)
+    assert not np.isfinite(loss) and correct == 0
+    for key, value in model.state_dict().items():
+        np.testing.assert_array_equal(value, stepped[key], err_msg=key)
+
+
+def test_building_a_trainer_changes_no_setting_and_fit_scopes_the_fast_kernels_threads(tiny, monkeypatch):
+    """The settings of the process are scoped to ``fit`` (``tiers.compute_settings``), never changed by
+    building an object: a Trainer leaves the fast kernels' thread count and BLAS's alone; during ``fit``
+    the convolutions compute on as many threads of their own as BLAS had, BLAS on one; afterwards both
+    are back. ``fit`` also has glibc keep freed memory, and then a new array costs no page faults."""
     import platform
     import resource
 
-    from tinyresnet.backend import keep_freed_memory
-    calls = []
-    monkeypatch.setattr(train_module, "keep_freed_memory", lambda: calls.append(1) or keep_freed_memory())
-    threads = []
-    monkeypatch.setattr(train_module, "set_num_threads", lambda n=None: threads.append(n))
-    Trainer(tiny())
-    assert calls == [1]
-    assert threads == [None]            # the conv slices on as many threads of its own as BLAS had
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    from tinyresnet import kernels, tiers
+
+    def blas_threads():
+        return [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
+
+    kept = []
+    keep_freed_memory = kernels.keep_freed_memory
+    monkeypatch.setattr(kernels, "keep_freed_memory", lambda: kept.append(1) or keep_freed_memory())
+    with tiers.use_kernels("fast"), threadpool_limits(2, user_api="blas"):   # BLAS on two threads before the run
+        before = (kernels.get_num_threads(), blas_threads())
+        if not before[1]:
+            pytest.skip("threadpoolctl finds no BLAS library in this NumPy")
+        trainer = Trainer(tiny(epochs=1))
+        assert (kernels.get_num_threads(), blas_threads()) == before and kept == []
+        during = []
+        trainer.fit(on_step=lambda epoch, step, loss: during.append((kernels.get_num_threads(), blas_threads())))
+        after = (kernels.get_num_threads(), blas_threads())
+    assert during and all(seen == (2, [1] * len(before[1])) for seen in during), during
+    assert after == before
+    assert kept == [1]
     if not (platform.system() == "Linux" and platform.libc_ver()[0] == "glibc"):
         assert keep_freed_memory() is False                        # elsewhere it does nothing
         pytest.skip("the allocator setting is for glibc only")

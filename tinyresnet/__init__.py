@@ -9,8 +9,10 @@ from .autograd import Function, Tensor, is_grad_enabled, no_grad, tensor
 from .backend import get_array_module, gpu_available
 from .functional import cat
 from .nn.init import manual_seed
+from .tiers import get_kernels, use_kernels
 
 __version__ = "0.1.0"
 
-__all__ = ["Function", "Tensor", "cat", "functional", "get_array_module", "gpu_available", "is_grad_enabled",
-           "manual_seed", "models", "nn", "no_grad", "optim", "data", "tensor", "__version__"]
+__all__ = ["Function", "Tensor", "cat", "functional", "get_array_module", "get_kernels", "gpu_available",
+           "is_grad_enabled", "manual_seed", "models", "nn", "no_grad", "optim", "data", "tensor", "use_kernels",
+           "__version__"]

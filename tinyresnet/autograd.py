@@ -195,8 +195,7 @@ class Tensor:
         device = check_device(device)
         if device == self.device:
             return self
-        from .ops.basic import ToDeviceFunction
-        return ToDeviceFunction(device)(self)
+        return _ops.ToDeviceFunction(device)(self)
 
     def cpu(self):
         return self.to("cpu")
@@ -268,65 +267,51 @@ class Tensor:
 
     # ------------------------------------------------------------------ operators
     def __add__(self, other):
-        from .ops.basic import AddFunction
-        return AddFunction()(self, _lift(other, self))
+        return _ops.AddFunction()(self, _lift(other, self))
 
     def __radd__(self, other):
-        from .ops.basic import AddFunction
-        return AddFunction()(_lift(other, self), self)
+        return _ops.AddFunction()(_lift(other, self), self)
 
     def __sub__(self, other):
-        from .ops.basic import SubFunction
-        return SubFunction()(self, _lift(other, self))
+        return _ops.SubFunction()(self, _lift(other, self))
 
     def __rsub__(self, other):
-        from .ops.basic import SubFunction
-        return SubFunction()(_lift(other, self), self)
+        return _ops.SubFunction()(_lift(other, self), self)
 
     def __mul__(self, other):
-        from .ops.basic import MulFunction
-        return MulFunction()(self, _lift(other, self))
+        return _ops.MulFunction()(self, _lift(other, self))
 
     def __rmul__(self, other):
-        from .ops.basic import MulFunction
-        return MulFunction()(_lift(other, self), self)
+        return _ops.MulFunction()(_lift(other, self), self)
 
     def __truediv__(self, other):
-        from .ops.basic import DivFunction
-        return DivFunction()(self, _lift(other, self))
+        return _ops.DivFunction()(self, _lift(other, self))
 
     def __rtruediv__(self, other):
-        from .ops.basic import DivFunction
-        return DivFunction()(_lift(other, self), self)
+        return _ops.DivFunction()(_lift(other, self), self)
 
     def __matmul__(self, other):
-        from .ops.basic import MatMulFunction
-        return MatMulFunction()(self, _lift(other, self))
+        return _ops.MatMulFunction()(self, _lift(other, self))
 
     def __rmatmul__(self, other):
-        from .ops.basic import MatMulFunction
-        return MatMulFunction()(_lift(other, self), self)
+        return _ops.MatMulFunction()(_lift(other, self), self)
 
     def __neg__(self):
-        from .ops.basic import NegFunction
-        return NegFunction()(self)
+        return _ops.NegFunction()(self)
 
     def __pow__(self, exponent):
-        from .ops.basic import PowFunction
         if isinstance(exponent, Tensor) or np.ndim(exponent) != 0:
             raise TypeError("only a scalar exponent is supported: x ** 2.0")
-        return PowFunction(float(exponent))(self)
+        return _ops.PowFunction(float(exponent))(self)
 
     def __getitem__(self, index):
-        from .ops.basic import GetItemFunction
-        return GetItemFunction(index)(self)
+        return _ops.GetItemFunction(index)(self)
 
     # ------------------------------------------------------------------ shape and reductions
     def reshape(self, *shape):
-        from .ops.basic import ReshapeFunction
         if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
             shape = tuple(shape[0])
-        return ReshapeFunction(shape)(self)
+        return _ops.ReshapeFunction(shape)(self)
 
     view = reshape
 
@@ -341,41 +326,35 @@ class Tensor:
         """``transpose(a, b)`` swaps axes a and b (as ``torch.transpose``, a matrix included);
         ``transpose((p0, p1, ...))`` or all axes as arguments permute them; none reverses them
         (as ``ndarray.transpose``)."""
-        from .ops.basic import TransposeFunction
         if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
             return self.permute(*axes[0])
         if len(axes) == 2:
             perm = list(range(self.ndim))
             perm[axes[0]], perm[axes[1]] = perm[axes[1]], perm[axes[0]]
             axes = tuple(perm)
-        return TransposeFunction(axes or None)(self)
+        return _ops.TransposeFunction(axes or None)(self)
 
     def permute(self, *axes):
         """Output axis d is input axis ``axes[d]`` (as ``torch.permute``)."""
-        from .ops.basic import TransposeFunction
         if len(axes) == 1 and isinstance(axes[0], (tuple, list)):
             axes = tuple(axes[0])
-        return TransposeFunction(tuple(axes))(self)
+        return _ops.TransposeFunction(tuple(axes))(self)
 
     @property
     def T(self):
         return self.transpose()
 
     def sum(self, axis=None, keepdims=False):
-        from .ops.basic import SumFunction
-        return SumFunction(axis, keepdims)(self)
+        return _ops.SumFunction(axis, keepdims)(self)
 
     def mean(self, axis=None, keepdims=False):
-        from .ops.basic import MeanFunction
-        return MeanFunction(axis, keepdims)(self)
+        return _ops.MeanFunction(axis, keepdims)(self)
 
     def exp(self):
-        from .ops.basic import ExpFunction
-        return ExpFunction()(self)
+        return _ops.ExpFunction()(self)
 
     def log(self):
-        from .ops.basic import LogFunction
-        return LogFunction()(self)
+        return _ops.LogFunction()(self)
 
 
 def _lift(value, like):
@@ -436,3 +415,20 @@ def _call_backward(fn, dout):
 def tensor(data, requires_grad=False, dtype=None, device=None):
     """Make a Tensor, as ``torch.tensor``."""
     return Tensor(data, requires_grad=requires_grad, dtype=dtype, device=device)
+
+
+
+class _BasicOps:
+    """``tinyresnet.ops.basic``, where Tensor's operators (+, *, @, reshape, sum, ...) are written.
+
+    The one dependency from this module back to the ops, kept in one place: those ops are
+    ``Function`` subclasses, so ``ops.basic`` imports this module. It is looked up when an operator
+    is first used, never at import time, so there is no import circle.
+    """
+
+    def __getattr__(self, name):
+        from .ops import basic
+        return getattr(basic, name)
+
+
+_ops = _BasicOps()

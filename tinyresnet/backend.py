@@ -7,13 +7,13 @@ against ``xp = get_array_module(a)``, so the same code runs on either device.
 
 Tests can stand in for the GPU with an array module that behaves like CuPy (see
 ``tests/fake_device.py``): ``use_device_module(module)`` routes ``"cuda"`` to it.
+
+Device dispatch only: the fast kernels' threads and allocator policy live with them, in
+``tinyresnet.kernels``.
 """
 
 import contextlib
-import ctypes
-import ctypes.util
 import sys
-from concurrent.futures import ThreadPoolExecutor, wait
 
 import numpy as np
 
@@ -163,93 +163,3 @@ def to_numpy(a):
     if cupy is not None and isinstance(a, cupy.ndarray):
         return cupy.asnumpy(a)
     return np.asarray(a)
-
-
-# glibc's mallopt parameters (malloc.h)
-M_TRIM_THRESHOLD, M_MMAP_THRESHOLD = -1, -3
-MMAP_THRESHOLD_MAX = 32 << 20      # the largest threshold glibc accepts on 64-bit systems: 32 MiB
-TRIM_NEVER = 2 ** 31 - 1           # the largest trim threshold mallopt takes (an int): never trim the heap
-
-_kept = {}
-
-
-def keep_freed_memory():
-    """Have the C allocator keep freed memory for the next allocation instead of returning it to the OS.
-
-    A training step allocates and frees the same large arrays (activations, gradients, temporaries)
-    every step. By default glibc hands freed memory back to the operating system, so the next step
-    asks for it again, and the kernel maps and zeroes every page anew: on a CIFAR ResNet-18 step at
-    batch 64 that is about 43,000 page faults and 0.3 s of kernel time per step, a sixth of the step.
-    With arrays of up to 32 MiB kept in the heap and the heap never trimmed, the next step reuses the
-    same memory: no page faults, and the peak memory is unchanged (the step needs it anyway). Freed
-    memory stays with the process until it exits.
-
-    The training loop calls this; a script of your own may too. It changes a setting of the whole
-    process (glibc's ``mallopt``), once. Returns True where it took effect (Linux with glibc), False
-    elsewhere, where it does nothing.
-    """
-    if "ok" not in _kept:
-        _kept["ok"] = False
-        name = ctypes.util.find_library("c") if sys.platform.startswith("linux") else None
-        try:
-            mallopt = ctypes.CDLL(name).mallopt if name else None
-        except (OSError, AttributeError):      # not glibc (musl has no mallopt)
-            mallopt = None
-        if mallopt is not None:
-            # the mmap threshold first: setting either one turns off glibc's own adjustment of both
-            _kept["ok"] = bool(mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_MAX)) and bool(
-                mallopt(M_TRIM_THRESHOLD, TRIM_NEVER))
-    return _kept["ok"]
-
-
-_threads = {"n": 1, "pool": None}
-
-
-def set_num_threads(n=None):
-    """Compute on ``n`` threads, BLAS's and tinyresnet's own never competing for the same cores.
-
-    A convolution works on a slice of the batch at a time. With ``n`` > 1 its slices are dealt out to
-    ``n`` threads of tinyresnet's own (NumPy releases the GIL in copies and matrix products), and NumPy's
-    BLAS is limited to one thread, so that each matrix product runs on the thread that built its
-    columns. With BLAS's own threads instead, only the products run on every core: the column copies
-    and padding between them run on one, while BLAS's idle threads spin on the others.
-
-    ``n=None`` takes the number of threads BLAS was using before the first call (``OPENBLAS_NUM_THREADS``
-    and the like are respected). The training loop calls this; a script of your own may too. It changes BLAS's
-    setting for the whole process (through threadpoolctl). GPU arrays are never split this way.
-    """
-    from threadpoolctl import threadpool_info, threadpool_limits
-    if "blas" not in _threads:           # BLAS's own count, read before this function first limits it to one
-        _threads["blas"] = max([p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"] or [1])
-    if n is None:
-        n = _threads["blas"]
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"set_num_threads: n must be a positive whole number of threads, got {n!r}")
-    threadpool_limits(1, user_api="blas")
-    if _threads["pool"] is not None:
-        _threads["pool"].shutdown()
-    _threads["n"] = n
-    _threads["pool"] = ThreadPoolExecutor(n - 1, thread_name_prefix="tinyresnet") if n > 1 else None   # + the caller
-
-
-def get_num_threads():
-    """How many threads the convolutions split their batch slices between (1 until ``set_num_threads``)."""
-    return _threads["n"]
-
-
-def for_each_thread(work, items, xp=np):
-    """Deal ``items`` out to the compute threads, round-robin, and run ``work(share)`` once per thread.
-
-    The calling thread takes the first share, the pool's threads the others. Returns the results,
-    one per share, in order. On one thread (the default), or for GPU arrays, this is ``[work(items)]``.
-    """
-    n = min(_threads["n"], len(items)) if xp is np else 1
-    if n <= 1:
-        return [work(items)]
-    shares = [items[i::n] for i in range(n)]
-    futures = [_threads["pool"].submit(work, share) for share in shares[1:]]
-    try:
-        first = work(shares[0])
-    finally:
-        wait(futures)                                 # never leave a thread writing into the arrays
-    return [first] + [f.result() for f in futures]

@@ -1,4 +1,8 @@
-"""Functional ops with ``torch.nn.functional`` signatures, over the ``Function`` classes."""
+"""Functional ops with ``torch.nn.functional`` signatures, over the ``Function`` classes.
+
+The ops that have a fast kernel run through ``implementation``: the plain op of ``tinyresnet.ops``
+or its fast kernel of ``tinyresnet.kernels``, as ``tinyresnet.use_kernels`` has chosen.
+"""
 
 from .autograd import Tensor
 from .backend import get_array_module
@@ -10,6 +14,7 @@ from .ops.linear import CrossEntropyFunction, LinearFunction
 from .ops.norm import BatchNorm2dFunction
 from .ops.pool import AdaptiveAvgPool2dFunction, AvgPool2dFunction, MaxPool2dFunction
 from .ops.shape import ConcatFunction, PadFunction
+from .tiers import implementation
 
 
 def _args(*tensors):
@@ -22,13 +27,14 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, groups=1):
     stride, padding = pair(stride, "stride"), pair(padding, "padding")
     w = weight.data if isinstance(weight, Tensor) else weight
     if tuple(w.shape[2:]) == (1, 1) and padding == (0, 0) and groups == 1:
-        return Conv1x1Function(stride)(*_args(input, weight, bias))
-    return Conv2dFunction(stride, padding, groups)(*_args(input, weight, bias))
+        return implementation(Conv1x1Function)(stride)(*_args(input, weight, bias))
+    return implementation(Conv2dFunction)(stride, padding, groups)(*_args(input, weight, bias))
 
 
 def conv2d_im2col(input, weight, bias=None, stride=1, padding=0, groups=1):
     """conv2d always by im2col, even for 1×1 kernels (a reference for the 1×1 path)."""
-    return Conv2dFunction(pair(stride, "stride"), pair(padding, "padding"), groups)(*_args(input, weight, bias))
+    conv = implementation(Conv2dFunction)
+    return conv(pair(stride, "stride"), pair(padding, "padding"), groups)(*_args(input, weight, bias))
 
 
 def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False,
@@ -36,7 +42,7 @@ def batch_norm(input, running_mean, running_var, weight=None, bias=None, trainin
     """Batch norm over (N, H, W). ``running_mean``/``running_var`` are arrays updated in place."""
     rm = running_mean.data if isinstance(running_mean, Tensor) else running_mean
     rv = running_var.data if isinstance(running_var, Tensor) else running_var
-    fn = BatchNorm2dFunction(rm, rv, training, momentum, eps)
+    fn = implementation(BatchNorm2dFunction)(rm, rv, training, momentum, eps)
     if weight is None and bias is not None:
         raise ValueError("batch_norm: a bias without a weight is not supported; pass both or neither")
     return fn(*_args(input, weight, bias))
@@ -49,7 +55,7 @@ def relu(input):
 def max_pool2d(input, kernel_size, stride=None, padding=0):
     kernel = pair(kernel_size, "kernel_size")
     stride = kernel if stride is None else pair(stride, "stride")
-    return MaxPool2dFunction(kernel, stride, pair(padding, "padding"))(input)
+    return implementation(MaxPool2dFunction)(kernel, stride, pair(padding, "padding"))(input)
 
 
 def avg_pool2d(input, kernel_size, stride=None, padding=0):

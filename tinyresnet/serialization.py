@@ -1,11 +1,14 @@
-"""Saving and loading arrays as .npz, written atomically.
+"""Writing files atomically, and saving and loading arrays as .npz.
 
-``save_npz`` writes to a temporary file in the same folder, flushes it to disk, then renames it
-over the target: an interrupted save leaves the previous file intact, never a half-written one.
+``atomic_write`` is the one way tinyresnet writes a file that must never be seen half-written
+(checkpoints, weights, the metrics log, figures): it writes a temporary file in the same folder,
+flushes it to disk, then renames it over the target. An interrupted write leaves the previous file
+intact and no temporary file behind.
 """
 
+import contextlib
 import os
-import tempfile
+import secrets
 import zipfile
 
 import numpy as np
@@ -13,23 +16,39 @@ import numpy as np
 from .backend import to_numpy
 
 
-def save_npz(path, arrays):
-    """Write ``{name: array}`` to ``path`` (.npz) atomically. Device arrays are copied to the host."""
+@contextlib.contextmanager
+def atomic_write(path, mode="wb", **open_args):
+    """``with atomic_write(path) as f: ...``: ``f`` is a new file that replaces ``path`` only when the block ends.
+
+    ``mode`` is ``"wb"`` (bytes) or ``"w"`` (text; ``open_args`` such as ``encoding`` or ``newline``
+    go to ``open``). The file is written as ``.tmp-<random>-<name>`` beside ``path`` (so the rename
+    stays on one file system), flushed to disk and renamed over ``path``; until then readers see the
+    old file. If the block raises (also Ctrl-C), the temporary file is removed and ``path`` is untouched.
+    """
+    if mode not in ("w", "wb"):
+        raise ValueError(f"atomic_write: mode must be 'w' or 'wb', got {mode!r}")
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    host = {name: to_numpy(a) for name, a in arrays.items()}
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=folder)
+    tmp = os.path.join(folder, f".tmp-{secrets.token_hex(8)}-{os.path.basename(path)}")
     try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **host)
+        # "x": created here, never someone else's file; permissions as open() gives any new file
+        with open(tmp, mode.replace("w", "x"), **open_args) as f:
+            yield f
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)       # atomic on POSIX and Windows
     except BaseException:
-        if os.path.exists(tmp):
+        with contextlib.suppress(FileNotFoundError):
             os.remove(tmp)
         raise
+
+
+def save_npz(path, arrays):
+    """Write ``{name: array}`` to ``path`` (.npz) atomically. Device arrays are copied to the host."""
+    host = {name: to_numpy(a) for name, a in arrays.items()}
+    with atomic_write(path) as f:
+        np.savez(f, **host)
 
 
 def load_npz(path):

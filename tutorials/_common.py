@@ -23,12 +23,10 @@ if "ipykernel" not in sys.modules:          # a script: draw off-screen; a noteb
     matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
-from tinyresnet import Tensor
-from tinyresnet import functional as F
 from tinyresnet.data import DataLoader, load_digits
 from tinyresnet.data import transforms as T
 from tinyresnet.optim import SGD, MultiStepLR
-from tinyresnet.training.metrics import evaluate
+from tinyresnet.training import evaluate, train_step
 
 plt.rcParams.update({"figure.dpi": 100, "savefig.dpi": 110, "axes.grid": True, "grid.alpha": 0.3,
                      "font.size": 9, "axes.titlesize": 10, "legend.fontsize": 8})
@@ -143,10 +141,11 @@ def train(model, train_set, test_set, normalize, epochs, optimizer=None, schedul
           batch_size=64, seed=0, label="model", measure_train=True):
     """Train ``model`` and return its history: one dict per epoch.
 
-    Each epoch trains on shuffled batches (random one-pixel shifts when ``augment``), then measures,
-    in eval mode, the error on the test set and (``measure_train``) on the whole training set without
-    augmentation: the "training error" of the paper's figures, measured cleanly at the end of the
-    epoch rather than averaged over a changing network. The default optimiser is ``paper_sgd`` with
+    Each epoch trains on shuffled batches (random one-pixel shifts when ``augment``), one
+    ``tinyresnet.training.train_step`` per batch, the step ``tinyresnet train`` takes. Then it
+    measures, in eval mode, the error on the test set and (``measure_train``) on the whole training
+    set without augmentation: the "training error" of the paper's figures, measured cleanly at the
+    end of the epoch rather than averaged over a changing network. The default optimiser is ``paper_sgd`` with
     ``step_schedule``. A NaN loss stops the run; the history then ends with ``diverged: True``.
     """
     optimizer = optimizer or paper_sgd(model)
@@ -162,15 +161,11 @@ def train(model, train_set, test_set, normalize, epochs, optimizer=None, schedul
         loss_sum, seen = 0.0, 0
         lr = optimizer.param_groups[0]["lr"]
         for x, y in loader.iterate(epoch):
-            optimizer.zero_grad()
-            loss = F.cross_entropy(model(Tensor(x)), y)
-            value = float(loss.item())
+            value, _ = train_step(model, optimizer, x, y)       # zero_grad, forward, loss, backward, step
             if not np.isfinite(value):
                 print(f"  {label}: the loss became {value} in epoch {epoch + 1}; stopping this run")
                 history.append({"epoch": epoch + 1, "diverged": True})
                 return history
-            loss.backward()
-            optimizer.step()
             scheduler.step_batch()               # per-iteration schedules (warm-up) move here; others ignore it
             loss_sum, seen = loss_sum + value * len(y), seen + len(y)
         scheduler.step()

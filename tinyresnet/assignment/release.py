@@ -2,7 +2,8 @@
 
 The copy holds the whole importable package, the files that make ``pip install -e`` work, a
 handout (HANDOUT.md), the students' tests (tests/test_exercises.py) and assignment.json (what was
-released). The hidden checks stay behind.
+released). The hidden checks stay behind, and so does the fast tier (``tinyresnet/kernels/``, whose
+kernels compute what the exercises ask): the copy runs on the plain ops, the students' own.
 """
 
 import ast
@@ -22,6 +23,7 @@ from .runner import _child_env
 _HERE = Path(__file__).resolve().parent
 _PROJECT_FILES = ("setup.py", "pyproject.toml", "setup.cfg", "MANIFEST.in", "LICENSE", "LICENSE.txt", "LICENSE.md")
 _LEFT_BEHIND = {"hidden.py"}                     # in tinyresnet/assignment/: the grader's hidden cases
+_LEFT_BEHIND_PACKAGES = {"kernels"}              # in tinyresnet/: the fast tier, the solutions made fast
 
 STUDENT_TESTS = '''\
 """The visible checks of every exercise, as tests: `pytest tests/` (add --pdb to stop in your code).
@@ -93,6 +95,8 @@ def _ignore(package_dir):
         ignored = set(patterns(folder, names))
         if Path(folder).resolve() == package_dir / "assignment":
             ignored |= _LEFT_BEHIND & set(names)
+        if Path(folder).resolve() == package_dir:
+            ignored |= _LEFT_BEHIND_PACKAGES & set(names)
         return ignored
 
     return ignore

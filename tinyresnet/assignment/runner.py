@@ -80,6 +80,7 @@ def _child_env(package_root):
     env["PYTHONNOUSERSITE"] = "1"
     env["PYTHONDONTWRITEBYTECODE"] = "1"
     env["PYTHONIOENCODING"] = "utf-8"
+    env["TINYRESNET_KERNELS"] = "plain"             # students write and are graded on the plain ops
     for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
         env.setdefault(name, "1")                   # small problems: threads only cost time
     return env
@@ -223,10 +224,12 @@ def _one_child(python, job_path, stderr_path, package_root, remaining, results, 
 
 
 def reference_values(tr, cases):
-    """The instructor's values for ``cases``, computed in this process with the engine ``tr``."""
+    """The instructor's values for ``cases``, computed in this process with the engine ``tr``, on its
+    plain tier (the ops the students write; the child computes theirs on the same tier)."""
     values = {}
     for case in cases:
-        m = checks.BUILDERS[case.builder](tr, np.random.default_rng(case.seed), **case.params)
+        with tr.use_kernels("plain"):
+            m = checks.BUILDERS[case.builder](tr, np.random.default_rng(case.seed), **case.params)
         if m.problems:
             raise RuntimeError(f"the instructor's copy fails its own check {case.exercise} / {case.name}: "
                                f"{'; '.join(m.problems)}")

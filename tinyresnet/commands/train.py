@@ -11,7 +11,7 @@ import sys
 import time
 
 from ..data import DATASETS
-from ..train import TrainConfig, TrainingDiverged, fit, resume_config
+from ..training import TrainConfig, TrainingDiverged, fit, resume_config
 from ..training.config import SCHEDULES
 
 DEFAULTS = TrainConfig()

@@ -17,8 +17,8 @@ from .layers import (
                      ReLU,
                      Sequential,
 )
-from .module import IncompatibleKeys, Module, Parameter, RemovableHandle, load, save
+from .module import IncompatibleKeys, Module, Parameter, RemovableHandle, StateDictMismatch, load, save
 
 __all__ = ["AdaptiveAvgPool2d", "AvgPool2d", "BatchNorm2d", "Conv2d", "Flatten", "Identity", "IncompatibleKeys",
-           "Linear", "MaxPool2d", "Module", "Parameter", "ReLU", "RemovableHandle", "Sequential", "init", "load",
-           "manual_seed", "save"]
+           "Linear", "MaxPool2d", "Module", "Parameter", "ReLU", "RemovableHandle", "Sequential", "StateDictMismatch",
+           "init", "load", "manual_seed", "save"]

@@ -57,6 +57,20 @@ class IncompatibleKeys(NamedTuple):
     unexpected_keys: list
 
 
+class StateDictMismatch(RuntimeError):
+    """``load_state_dict``'s error when a state_dict does not fit the module (a RuntimeError, as in PyTorch).
+
+    Besides its message it holds what did not fit, so that a caller can explain it in its own terms
+    (``training.load_model_state`` names the checkpoint file and the model it was written for):
+    ``missing_keys``, ``unexpected_keys`` (both empty unless strict) and ``shape_mismatches``, a list
+    of ``(key, shape given, shape of the module's array)``.
+    """
+
+    def __init__(self, message, missing_keys, unexpected_keys, shape_mismatches):
+        super().__init__(message)
+        self.missing_keys, self.unexpected_keys, self.shape_mismatches = missing_keys, unexpected_keys, shape_mismatches
+
+
 # Keys that a checkpoint may lack without being reported missing: older PyTorch checkpoints
 # have no num_batches_tracked, and it plays no part in the forward pass (momentum is not None).
 OPTIONAL_KEY_SUFFIXES = ("num_batches_tracked",)
@@ -311,18 +325,20 @@ class Module:
 
         With ``strict=True`` the keys must match exactly (a missing ``num_batches_tracked`` is
         tolerated: older checkpoints lack it). A shape mismatch is always an error. Everything is
-        checked before anything is written, so a failed load leaves the model unchanged.
-        Returns ``IncompatibleKeys(missing_keys, unexpected_keys)``.
+        checked before anything is written, so a failed load leaves the model unchanged: it raises
+        ``StateDictMismatch`` (a RuntimeError) naming the keys. Returns
+        ``IncompatibleKeys(missing_keys, unexpected_keys)``.
         """
         targets = {key: _raw(value) for key, value in self._state_entries()}     # the arrays to write into
         missing = [k for k in targets if k not in state_dict and not k.endswith(OPTIONAL_KEY_SUFFIXES)]
         unexpected = [k for k in state_dict if k not in targets]
         given = {key: np.asarray(_host(value)) for key, value in state_dict.items() if key in targets}
-        wrong_shape = [f"{key}: checkpoint has shape {tuple(value.shape)}, this model has {tuple(targets[key].shape)}"
-                       for key, value in given.items() if tuple(value.shape) != tuple(targets[key].shape)]
+        wrong_shape = [(key, tuple(value.shape), tuple(targets[key].shape)) for key, value in given.items()
+                       if tuple(value.shape) != tuple(targets[key].shape)]
         problems = []
         if wrong_shape:
-            problems.append("size mismatch for " + "; ".join(wrong_shape))
+            problems.append("size mismatch for " + "; ".join(f"{key}: checkpoint has shape {theirs}, this model "
+                                                             f"has {ours}" for key, theirs, ours in wrong_shape))
         if strict and missing:
             problems.append(f"missing keys ({len(missing)}): {_shorten(missing)}")
         if strict and unexpected:
@@ -332,8 +348,9 @@ class Module:
                     "shortcut, stem) as the checkpoint")
             if not wrong_shape:
                 hint += ", or pass strict=False to load only the matching keys"
-            raise RuntimeError(f"error(s) loading state_dict into {type(self).__name__}:\n  "
-                               + "\n  ".join(problems) + f"\n  ({hint})")
+            raise StateDictMismatch(f"error(s) loading state_dict into {type(self).__name__}:\n  "
+                                    + "\n  ".join(problems) + f"\n  ({hint})",
+                                    missing if strict else [], unexpected if strict else [], wrong_shape)
         for key, value in given.items():
             target = targets[key]
             target[...] = to_device(value.astype(target.dtype, copy=False), device_of(target))

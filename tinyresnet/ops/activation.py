@@ -7,17 +7,22 @@ from ..backend import get_array_module
 class ReLUFunction(Function):
     """relu(x) = max(x, 0).
 
+    ``maximum(x, 0)`` rather than ``x * mask``: a negative x times False is −0., which prints as
+    ``-0.``; and a NaN stays NaN, so a diverged network still shows a NaN loss.
     Shapes: x (any) -> same shape
     Saves:  the mask x > 0
+    Layout: the output has x's memory layout
     """
 
     def forward(self, x):
+        xp = get_array_module(x)
         self.mask = x > 0
-        return x * self.mask
+        return xp.maximum(x, 0)
 
     def backward(self, dout):
+        xp = get_array_module(dout)
         ### BEGIN SOLUTION relu_backward
-        dx = dout * self.mask                     # slope 1 where x > 0, else 0
+        dx = xp.where(self.mask, dout, 0)         # slope 1 where x > 0, else 0
         ### END SOLUTION relu_backward
         return dx
 

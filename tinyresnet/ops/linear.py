@@ -9,7 +9,7 @@ class LinearFunction(Function):
     """y = x · Wᵀ + b.
 
     Shapes: x (N, IN) or (..., IN), weight (OUT, IN), bias (OUT,) or None -> (..., OUT)
-    Saves:  x, weight
+    Saves:  x, weight, whether a bias was passed
     """
 
     def forward(self, x, weight, bias=None):
@@ -18,7 +18,7 @@ class LinearFunction(Function):
             raise ValueError(f"linear: the input has {x.shape[-1]} features (shape {tuple(x.shape)}) "
                              f"but the weight expects {weight.shape[1]} (shape {tuple(weight.shape)}); "
                              f"flatten the input or set in_features={x.shape[-1]}")
-        self.x, self.weight = x, weight
+        self.x, self.weight, self.has_bias = x, weight, bias is not None
         out = x @ weight.T
         return out if bias is None else out + bias
 
@@ -27,7 +27,7 @@ class LinearFunction(Function):
         d2 = dout.reshape(-1, dout.shape[-1])            # (M, OUT)
         dx = dout @ self.weight                          # dx = dout · W
         dweight = d2.T @ x2                              # dW = doutᵀ · x
-        if len(self.needs_input_grad) == 3:
+        if self.has_bias:
             return dx, dweight, d2.sum(axis=0)           # db = Σ dout
         return dx, dweight
 

@@ -1,4 +1,4 @@
-"""Max pooling, average pooling and adaptive (global) average pooling.
+"""Max pooling, average pooling and adaptive (global) average pooling (the plain tier).
 
 Like im2col, the pools visit the KH×KW window offsets one at a time, each offset covering
 every output position at once with a strided slice.
@@ -7,7 +7,6 @@ every output position at once with a strided slice.
 from ..autograd import Function
 from ..backend import get_array_module
 from .checks import check_4d, output_size
-from .conv import pad_hw
 
 
 def _window(x, i, j, stride, OH, OW):
@@ -27,8 +26,10 @@ def _pool_geometry(x, kernel, stride, padding, op):
 
 
 class MaxPool2dFunction(Function):
-    """Max over each KH×KW window; padding counts as −∞.
+    """Max over each KH×KW window; padding counts as −∞. A NaN in a window makes its maximum NaN, as in PyTorch.
 
+    Backward is the argmax route: only each window's maximum passed its value on, so only it gets
+    the window's gradient.
     Shapes: x (N, C, H, W) -> (N, C, OH, OW)
     Saves:  the offset k = i·KW + j of each window's maximum (N, C, OH, OW), x.shape
     """
@@ -40,21 +41,15 @@ class MaxPool2dFunction(Function):
         xp = get_array_module(x)
         OH, OW = _pool_geometry(x, self.kernel, self.stride, self.padding, "max_pool2d")
         (kh, kw), (ph, pw) = self.kernel, self.padding
-        self.x_shape = x.shape
-        xpad = x
-        if ph or pw:                                      # padding counts as −∞; channels-last, as conv pads
-            xpad = pad_hw(x.transpose(0, 2, 3, 1), ph, pw, -xp.inf).transpose(0, 3, 1, 2)
-        out = _window(xpad, 0, 0, self.stride, OH, OW).copy(order="K")
-        argmax = None                                     # where each maximum came from, for backward only
-        if any(self.needs_input_grad):
-            argmax = xp.zeros_like(out, dtype=xp.int8 if kh * kw < 128 else xp.int32)
+        xpad = xp.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=-xp.inf)
+        out = _window(xpad, 0, 0, self.stride, OH, OW)                  # the maximum so far: offset (0, 0)
+        argmax = xp.zeros(out.shape, dtype=xp.int32)                    # where it came from
         for i in range(kh):
             for j in range(kw):
                 v = _window(xpad, i, j, self.stride, OH, OW)
-                if argmax is not None:
-                    xp.copyto(argmax, i * kw + j, where=v > out)     # the first maximum wins ties
-                xp.maximum(out, v, out=out)
-        self.argmax = argmax
+                argmax = xp.where(v > out, i * kw + j, argmax)          # the first maximum wins ties
+                out = xp.maximum(out, v)
+        self.x_shape, self.argmax = x.shape, argmax
         return out
 
     def backward(self, dout):                           # dout (N, C, OH, OW)

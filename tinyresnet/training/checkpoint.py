@@ -12,10 +12,12 @@ saving leaves the previous checkpoint intact):
 
 import json
 import os
+import shutil
 
 import numpy as np
 
-from ..serialization import load_npz, save_npz
+from ..nn.module import StateDictMismatch
+from ..serialization import atomic_write, load_npz, save_npz
 
 FORMAT = "tinyresnet-checkpoint-1"
 
@@ -85,43 +87,33 @@ def _listing(keys, limit=8):
     return shown + (f", ... ({len(keys) - limit} more)" if len(keys) > limit else "")
 
 
-def check_model_state(model, state, path, saved_model_name=None):
-    """Fail with a message naming the mismatched keys when ``state`` does not fit ``model``.
+def load_model_state(model, state, path, saved_model_name=None):
+    """Load a checkpoint's model ``state`` into ``model``, strictly, in one check.
 
-    Checked before loading, so the model is left unchanged when they do not match.
+    ``model.load_state_dict`` checks the keys and shapes before it writes anything; when they do not
+    fit, its ``StateDictMismatch`` is raised again as a ValueError that speaks of the checkpoint:
+    the file ``path``, which keys it lacks, which it has that the model does not, which shapes
+    differ, and (given ``saved_model_name``) the ``--model`` it was written for. The model is then
+    left unchanged. Returns ``IncompatibleKeys`` as ``load_state_dict`` does.
     """
-    expected = model.state_dict()
-    missing = [k for k in expected if k not in state and not k.endswith("num_batches_tracked")]
-    unexpected = [k for k in state if k not in expected]
-    wrong = [f"{k} (checkpoint {tuple(np.shape(state[k]))}, model {tuple(v.shape)})"
-             for k, v in expected.items() if k in state and tuple(np.shape(state[k])) != tuple(v.shape)]
-    if not (missing or unexpected or wrong):
-        return
-    lines = [f"{path} does not fit this {type(model).__name__}:"]
-    if missing:
-        lines.append(f"  missing from the checkpoint ({len(missing)}): {_listing(missing)}")
-    if unexpected:
-        lines.append(f"  not in the model ({len(unexpected)}): {_listing(unexpected)}")
-    if wrong:
-        lines.append(f"  different shapes ({len(wrong)}): {_listing(wrong, 5)}")
-    if saved_model_name:
-        lines.append(f"  the checkpoint was written for --model {saved_model_name}; build that model "
-                     f"(with the same num_classes and in_channels) to load it")
-    raise ValueError("\n".join(lines))
+    try:
+        return model.load_state_dict(state)
+    except StateDictMismatch as e:
+        lines = [f"{path} does not fit this {type(model).__name__}:"]
+        if e.missing_keys:
+            lines.append(f"  missing from the checkpoint ({len(e.missing_keys)}): {_listing(e.missing_keys)}")
+        if e.unexpected_keys:
+            lines.append(f"  not in the model ({len(e.unexpected_keys)}): {_listing(e.unexpected_keys)}")
+        if e.shape_mismatches:
+            wrong = [f"{key} (checkpoint {theirs}, model {ours})" for key, theirs, ours in e.shape_mismatches]
+            lines.append(f"  different shapes ({len(wrong)}): {_listing(wrong, 5)}")
+        if saved_model_name:
+            lines.append(f"  the checkpoint was written for --model {saved_model_name}; build that model "
+                         f"(with the same num_classes and in_channels) to load it")
+        raise ValueError("\n".join(lines)) from None
 
 
 def copy_atomically(source, target):
     """Copy a file so that ``target`` is at every moment either the old file or the complete new one."""
-    folder = os.path.dirname(os.path.abspath(target))
-    tmp = os.path.join(folder, f".tmp-{os.getpid()}-{os.path.basename(target)}")
-    try:
-        with open(source, "rb") as src, open(tmp, "wb") as dst:
-            while chunk := src.read(1 << 20):
-                dst.write(chunk)
-            dst.flush()
-            os.fsync(dst.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    with open(source, "rb") as src, atomic_write(target) as dst:
+        shutil.copyfileobj(src, dst, 1 << 20)

@@ -6,7 +6,7 @@ from .. import functional as F
 from ..autograd import Tensor, no_grad
 from ..backend import check_device, to_device, to_numpy
 from ..data.transforms import Normalize
-from .checkpoint import check_model_state, load_checkpoint
+from .checkpoint import load_checkpoint, load_model_state
 
 
 def load_trained_model(checkpoint_path, device="cpu", model_name=None):
@@ -23,8 +23,7 @@ def load_trained_model(checkpoint_path, device="cpu", model_name=None):
     info = checkpoint["meta"]["model_info"]
     model = models.get_model(model_name or info["name"], num_classes=info["num_classes"],
                              in_channels=info["in_channels"])
-    check_model_state(model, checkpoint["model"], checkpoint["path"], info["name"])
-    model.load_state_dict(checkpoint["model"])
+    load_model_state(model, checkpoint["model"], checkpoint["path"], info["name"])
     return model.to(check_device(device)).eval(), info
 
 

@@ -1,13 +1,13 @@
 """Evaluation, the confusion matrix, and the per-epoch CSV log."""
 
 import csv
-import os
 
 import numpy as np
 
 from .. import functional as F
 from ..autograd import Tensor, no_grad
 from ..backend import to_numpy
+from ..serialization import atomic_write
 
 CSV_FIELDS = ("epoch", "train_loss", "train_acc", "test_loss", "test_acc", "lr", "time_s", "images_per_s")
 
@@ -59,13 +59,11 @@ class MetricsLog:
         self.path = path
 
     def rewrite(self, history):
-        """Write the header and ``history`` from scratch (when a run starts or resumes)."""
-        tmp = self.path + ".tmp"
-        with open(tmp, "w", newline="") as f:
+        """Write the header and ``history`` from scratch (when a run starts or resumes), atomically."""
+        with atomic_write(self.path, "w", newline="") as f:
             writer = csv.DictWriter(f, fieldnames=CSV_FIELDS)
             writer.writeheader()
             writer.writerows({k: row[k] for k in CSV_FIELDS} for row in history)
-        os.replace(tmp, self.path)
 
     def append(self, row):
         with open(self.path, "a", newline="") as f:

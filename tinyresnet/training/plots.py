@@ -1,8 +1,8 @@
 """Figures of a run, drawn with matplotlib's Agg canvas (no window, no global backend change)."""
 
-import os
-
 import numpy as np
+
+from ..serialization import atomic_write
 
 
 def _figure(width, height):
@@ -15,9 +15,9 @@ def _figure(width, height):
 
 
 def _save(fig, path, tight=False):
-    tmp = os.path.join(os.path.dirname(os.path.abspath(path)), ".tmp-" + os.path.basename(path))
-    fig.savefig(tmp, format="png", bbox_inches="tight" if tight else None)
-    os.replace(tmp, path)
+    """Write ``fig`` as a PNG atomically: a viewer refreshing ``curves.png`` never reads half a file."""
+    with atomic_write(path) as f:
+        fig.savefig(f, format="png", bbox_inches="tight" if tight else None)
     return path
 
 

@@ -1,47 +1,62 @@
-"""The training loop: ``fit(TrainConfig(...))``, what ``tinyresnet train`` runs.
+"""The training loop: ``train_step`` (one optimiser step), and ``Trainer``/``fit``, a whole run from a
+``TrainConfig``: what ``tinyresnet train`` runs.
 
 Each epoch trains on shuffled, augmented batches (SGD with momentum by default, as the ResNet
-paper), then measures the test set. A run folder (``config.out``) receives:
-
-- ``metrics.csv``: one row per epoch (train/test loss and accuracy, learning rate, images/s)
-- ``last.npz`` after every epoch and ``best.npz`` at the best test accuracy: model, optimiser,
-  schedule, epoch, history, random-generator states and the config (see ``training.checkpoint``)
-- ``curves.png``: loss, accuracy and learning rate per epoch; ``config.json``
+paper), then measures the test set, and writes the run folder (``training.run``: metrics.csv,
+last.npz, best.npz, curves.png, config.json).
 
 ``fit(config, resume=True)`` continues from ``last.npz``. Every random choice is a function of
 (seed, epoch, batch) and the checkpoint holds everything else, so a resumed run's losses equal
 those of a run that was never stopped. The first Ctrl-C finishes the current step, saves
 ``last.npz`` and returns (a second one quits at once); a NaN or infinite loss stops the run with
 ``TrainingDiverged`` and leaves the last good checkpoint as it was.
+
+Building a ``Trainer`` changes no setting of the process; ``fit`` runs inside
+``tiers.compute_settings()``, which sets what the fast kernels need for the run and puts it back.
 """
 
 import dataclasses
-import json
 import math
 import os
-import signal
-import sys
-import threading
 import time
 from dataclasses import dataclass
 
 import numpy as np
 
-from . import functional as F
-from .autograd import Tensor
-from .backend import check_device, keep_freed_memory, set_num_threads
-from .data import DataLoader, get_dataset
-from .data import transforms as T
-from .optim import SGD, Adam, lr_scheduler
-from .training.checkpoint import check_model_state, copy_atomically, load_checkpoint, save_checkpoint
-from .training.config import RESUMABLE_CHANGES, TrainConfig, config_conflicts, describe_conflicts
-from .training.inference import load_trained_model, predict_proba
-from .training.metrics import MetricsLog, evaluate
-from .training.plots import plot_curves
+from .. import functional as F
+from .. import tiers
+from ..autograd import Tensor
+from ..backend import check_device
+from ..data import DataLoader, get_dataset
+from ..data import transforms as T
+from ..optim import SGD, Adam, lr_scheduler
+from .checkpoint import copy_atomically, load_model_state, save_checkpoint
+from .metrics import MetricsLog, evaluate
+from .plots import plot_curves
+from .run import StopRequest, prepare_run_folder, write_config
 
-__all__ = ["FitResult", "RESUMABLE_CHANGES", "TrainConfig", "Trainer", "TrainingDiverged", "build_datasets",
-           "build_model", "build_optimizer", "build_scheduler", "default_augmentation", "fit", "load_trained_model",
-           "predict_proba", "resume_config", "train_step"]
+__all__ = ["FitResult", "Trainer", "TrainingDiverged", "build_datasets", "build_model", "build_optimizer",
+           "build_scheduler", "default_augmentation", "fit", "train_step"]
+
+
+# ------------------------------------------------------------------------------------------ one step
+def train_step(model, optimizer, x, y):
+    """One optimiser step on a batch: zero the gradients, forward, cross-entropy, backward, step.
+
+    ``x`` (N, C, H, W) images as the model takes them, ``y`` (N,) class indices. Returns
+    ``(loss, correct)``: the batch's mean loss as a float and how many of its N images the model
+    (before the step) classified right. A NaN or infinite loss takes no backward and no step, so
+    the weights stay as they were, and returns ``(loss, 0)``: the caller decides what to do about it.
+    """
+    optimizer.zero_grad()
+    logits = model(Tensor(x))
+    loss = F.cross_entropy(logits, y)
+    value = float(loss.item())
+    if not math.isfinite(value):
+        return value, 0
+    loss.backward()
+    optimizer.step()
+    return value, int((logits.data.argmax(axis=1) == y).sum())
 
 
 class TrainingDiverged(RuntimeError):
@@ -50,6 +65,8 @@ class TrainingDiverged(RuntimeError):
 
 @dataclass
 class FitResult:
+    """What ``fit`` returns: the run folder, the per-epoch history, the best test accuracy and its epoch."""
+
     run_dir: str
     history: list                      # one dict per epoch, as in metrics.csv
     best_accuracy: float
@@ -86,8 +103,8 @@ def default_augmentation(dataset, image_shape):
 
 def build_model(config, num_classes, in_channels):
     """The model named by ``config.model``, initialised from ``config.seed``."""
-    from . import models
-    from .nn import init
+    from .. import models
+    from ..nn import init
 
     init.manual_seed(config.seed)
     return models.get_model(config.model, num_classes=num_classes, in_channels=in_channels)
@@ -115,89 +132,24 @@ def build_scheduler(config, optimizer):
     return schedule
 
 
-def train_step(model, optimizer, x, y):
-    """One optimiser step on a batch. Returns (loss, number correct); a non-finite loss changes nothing."""
-    optimizer.zero_grad()
-    logits = model(Tensor(x))
-    loss = F.cross_entropy(logits, y)
-    value = float(loss.item())
-    if not math.isfinite(value):
-        return value, 0
-    loss.backward()
-    optimizer.step()
-    return value, int((logits.data.argmax(axis=1) == y).sum())
-
-
-def _load_last(run_dir):
-    last_path = os.path.join(run_dir, "last.npz")
-    if not os.path.exists(last_path):
-        raise FileNotFoundError(f"nothing to resume: {last_path} does not exist; start the run without --resume")
-    return load_checkpoint(last_path)
-
-
-def resume_config(run_dir, **changes):
-    """The config saved in ``run_dir/last.npz``, with ``changes`` (only those in RESUMABLE_CHANGES).
-
-    Raising ``epochs`` extends a run; schedules that depend on the total (cosine, and multistep
-    with its default milestones) are then recomputed for the new total from the current epoch on.
-    """
-    saved = _load_last(run_dir)["meta"]["config"]
-    conflicts = config_conflicts(saved, changes)
-    if conflicts:
-        raise ValueError(describe_conflicts(saved, conflicts))
-    return TrainConfig(**{**saved, **changes, "out": run_dir})
-
-
-class _StopRequest:
-    """Ctrl-C during training: the first press asks the loop to stop after the current step (and
-    save); a second one raises KeyboardInterrupt at once. Installed only in the main thread."""
-
-    def __init__(self):
-        self.requested, self.forced, self.previous = False, False, None
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            self.previous = signal.signal(signal.SIGINT, self._handle)
-        return self
-
-    def _handle(self, signum, frame):
-        if self.requested:
-            self.forced = True
-            raise KeyboardInterrupt
-        self.requested = True
-        print("\nCtrl-C: stopping after this step and saving a checkpoint (press again to quit without saving)",
-              file=sys.stderr, flush=True)
-
-    def __exit__(self, *exc):
-        if self.previous is not None:
-            signal.signal(signal.SIGINT, self.previous)
-
-
 # ------------------------------------------------------------------------------------------ the loop
 class Trainer:
     """One run: its data, model, optimiser, schedule and counters, built from a config (and, to
-    resume, from the run's ``last.npz``). ``Trainer(config).fit()`` trains it."""
+    resume, from the run's ``last.npz``). ``Trainer(config).fit()`` trains it.
+
+    Building it reads the data and builds the model, and changes no setting of the process (threads,
+    allocator): those belong to ``fit``, which sets them for the run only.
+    """
 
     def __init__(self, config, resume=False):
-        from .nn import init
+        from ..nn import init
 
         self.config = config = dataclasses.replace(config)
         self.device = check_device(config.device)
-        keep_freed_memory()                      # each step reuses the last one's memory: no page faults
-        set_num_threads()                        # conv slices on our own threads, BLAS on one thread each
         self.run_dir = config.out
         self.last_path = os.path.join(self.run_dir, "last.npz")
         self.best_path = os.path.join(self.run_dir, "best.npz")
-        checkpoint = None
-        if resume:
-            checkpoint = _load_last(self.run_dir)
-            saved = checkpoint["meta"]["config"]
-            conflicts = config_conflicts(saved, config.to_dict())
-            if conflicts:
-                raise ValueError(describe_conflicts(saved, conflicts))
-        elif os.path.exists(self.last_path):
-            raise FileExistsError(f"{self.run_dir} already holds a run ({self.last_path}); resume it with --resume, "
-                                  f"or choose another --out")
+        checkpoint = prepare_run_folder(config, resume)         # None for a new run
 
         self.train_set, self.test_set = build_datasets(config)
         shape = self.train_set.image_shape
@@ -223,20 +175,16 @@ class Trainer:
                       "history": [], "best_accuracy": -1.0, "best_epoch": 0}
         if checkpoint:
             meta = checkpoint["meta"]
-            check_model_state(self.model, checkpoint["model"], self.last_path, meta["model_info"]["name"])
-            self.model.load_state_dict(checkpoint["model"])
+            load_model_state(self.model, checkpoint["model"], self.last_path, meta["model_info"]["name"])
             self.optimizer.load_state_dict(checkpoint["optimizer"])
             self.scheduler.load_state_dict(checkpoint["scheduler"])
             self.state.update(meta["state"])
             init.default_generator().bit_generator.state = meta["rng"]["init_generator"]
-            if self.state["epoch"] >= config.epochs:
-                raise ValueError(f"{self.run_dir} has already trained {self.state['epoch']} epochs; pass a larger "
-                                 f"--epochs (more than {self.state['epoch']}) to train further")
         self.resumed = resume
 
     def save(self, path, interrupted=False):
         """Write a checkpoint of the run as it is now (atomically)."""
-        from .nn import init
+        from ..nn import init
 
         meta = {"config": self.config.to_dict(), "state": self.state, "model_info": self.model_info,
                 "interrupted": interrupted,
@@ -318,11 +266,18 @@ class Trainer:
         """Train until ``config.epochs``; returns a ``FitResult``.
 
         ``on_step(epoch, step, loss)`` is called after every training step (both counted from 0).
+        The whole run, evaluation and checkpoints included, runs inside ``tiers.compute_settings()``:
+        on the fast tier the convolutions compute on threads of their own with BLAS on one thread
+        each, and glibc keeps freed memory for the next step; the thread counts are put back when
+        ``fit`` returns or raises.
         """
+        with tiers.compute_settings():
+            return self._run(on_step)
+
+    def _run(self, on_step):
         config, state = self.config, self.state
         os.makedirs(self.run_dir, exist_ok=True)
-        with open(os.path.join(self.run_dir, "config.json"), "w") as f:
-            json.dump(config.to_dict(), f, indent=2)
+        write_config(self.run_dir, config)
         self.log = MetricsLog(os.path.join(self.run_dir, "metrics.csv"))
         self.log.rewrite(state["history"])
         if not self.resumed:
@@ -332,7 +287,7 @@ class Trainer:
                      f"epochs on {self.device}; run folder {self.run_dir}")
         else:
             self.say(f"resuming {self.run_dir} in epoch {state['epoch'] + 1} after step {state['step']}")
-        stop, interrupted = _StopRequest(), False
+        stop, interrupted = StopRequest(), False
         try:
             with stop:
                 for epoch in range(state["epoch"], config.epochs):
@@ -360,11 +315,13 @@ def fit(config, resume=False, on_step=None):
     ``on_step(epoch, step, loss)`` is called after every training step (both counted from 0).
     Returns a ``FitResult`` (history, best accuracy, whether Ctrl-C stopped it).
 
-    On Linux it first has glibc keep freed memory for reuse (``backend.keep_freed_memory``): each step
-    then reuses the last one's memory instead of taking fresh pages from the kernel (10–20% of a
-    CPU step), and the process keeps its peak memory until it exits. It also has the convolutions
-    split their batch slices between threads of their own, with NumPy's BLAS on one thread
-    (``backend.set_num_threads``): as fast on an idle machine, and about twice as fast when another
-    program is busy on the same cores.
+    On the fast tier the run computes inside ``tiers.compute_settings()``. There the convolutions
+    split their batch slices between threads of their own, as many as NumPy's BLAS had, with BLAS
+    on one thread each (``tinyresnet.kernels.num_threads``): as fast on an idle machine, and about
+    twice as fast when another program is busy on the same cores; both thread counts are put back
+    when ``fit`` ends. On Linux glibc also keeps freed memory for reuse
+    (``tinyresnet.kernels.keep_freed_memory``): each step then reuses the last one's memory instead
+    of taking fresh pages from the kernel (10–20% of a CPU step); that setting stays, and the process
+    keeps its peak memory until it exits. On the plain tier nothing is changed.
     """
     return Trainer(config, resume).fit(on_step)

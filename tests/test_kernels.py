@@ -1,0 +1,292 @@
+"""The fast tier equals the plain one: every kernel of ``tinyresnet.kernels`` against the plain op of
+``tinyresnet.ops`` it accelerates, forward and backward, float64 to 1e-12 and float32 to 1e-5
+relative (to the largest value compared), on NCHW and channels-last inputs (the layout the
+convolutions produce), with the batch cut into one, several and uneven slices, on one thread and
+three. Gradient checks run on the sliced, threaded paths in float64. Then what only the fast
+kernels promise: one reused column buffer, nothing but x kept for backward, no argmax under
+``no_grad``. The plain ops themselves are checked against loop references in tests/test_ops_*.py.
+"""
+
+import numpy as np
+import pytest
+
+import tinyresnet
+import tinyresnet.ops.activation
+from tinyresnet import Tensor, kernels, no_grad
+from tinyresnet import functional as F
+from tinyresnet.gradcheck import assert_gradcheck
+from tinyresnet.kernels import conv as fast_conv
+from tinyresnet.ops.conv import Conv1x1Function, Conv2dFunction, im2col
+from tinyresnet.ops.norm import BatchNorm2dFunction
+from tinyresnet.ops.pool import MaxPool2dFunction
+
+RTOL = {np.float32: 1e-5, np.float64: 1e-12}
+
+
+def assert_same(got, want, dtype):
+    """Same shape and dtype, and max |got − want| ≤ RTOL[dtype] · max |want|."""
+    assert got.shape == want.shape and got.dtype == want.dtype == dtype
+    scale = max(float(np.abs(want).max()), 1e-30)
+    assert float(np.abs(got - want).max()) <= RTOL[dtype] * scale, f"{np.abs(got - want).max() / scale:.2e}"
+
+
+def channels_last(a):
+    """The same values as ``a`` (N, C, H, W), stored channels-last, as the convolutions return them."""
+    return np.ascontiguousarray(a.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+
+
+def run(fn, *inputs, dout):
+    """fn's forward on raw arrays, then its backward with every input wanting a gradient."""
+    fn.needs_input_grad = (True,) * len(inputs)
+    out = fn.forward(*inputs)
+    grads = fn.backward(dout)
+    return (out,) + (grads if isinstance(grads, tuple) else (grads,))
+
+
+def assert_kernel_equals_plain(kernel, args, inputs, dout, dtype):
+    """The kernel and the plain op it accelerates, built with the same arguments, on the same arrays."""
+    assert issubclass(kernel, kernel.accelerates) and kernels.FAST_KERNELS[kernel.accelerates] is kernel
+    fast = run(kernel(*args), *inputs, dout=dout)
+    plain = run(kernel.accelerates(*args), *inputs, dout=dout)
+    assert len(fast) == len(plain) == len(inputs) + 1
+    for got, want in zip(fast, plain):
+        assert_same(got, want, dtype)
+
+
+@pytest.fixture(params=[1, 3], ids=["1-thread", "3-threads"])
+def threads(request):
+    """The kernels on 1 thread, or with the batch's slices dealt out to 3 (uneven shares)."""
+    with kernels.num_threads(request.param):
+        yield request.param
+
+
+@pytest.fixture(params=[1, 40, 10 ** 6], ids=["one-image-slices", "uneven-slices", "one-slice"])
+def chunk_rows(request, monkeypatch):
+    """ROWS_PER_CHUNK so that the batch is cut into one image per slice, uneven slices, or not at all."""
+    monkeypatch.setattr(fast_conv, "ROWS_PER_CHUNK", request.param)
+    return request.param
+
+
+def test_every_kernel_names_the_plain_op_it_accelerates_and_the_switch_picks_it():
+    assert set(kernels.FAST_KERNELS) == {Conv2dFunction, Conv1x1Function, BatchNorm2dFunction, MaxPool2dFunction}
+    x = Tensor(np.random.default_rng(0).standard_normal((2, 3, 5, 5)), requires_grad=True)
+    w = Tensor(np.random.default_rng(1).standard_normal((4, 3, 3, 3)))
+    assert type(F.conv2d(x, w).creator) is kernels.FastConv2dFunction
+    with tinyresnet.use_kernels("plain"):
+        assert type(F.conv2d(x, w).creator) is Conv2dFunction
+        assert type(F.max_pool2d(x, 2).creator) is MaxPool2dFunction
+
+
+# ------------------------------------------------------------------------------ im2col
+IM2COL_CASES = [  # (N, C, H, W), (kh, kw), stride, padding
+    ((2, 3, 5, 7), (3, 3), (1, 1), (1, 1)),
+    ((3, 2, 8, 6), (3, 3), (2, 2), (1, 1)),
+    ((1, 4, 9, 9), (7, 7), (2, 2), (3, 3)),
+    ((2, 3, 6, 5), (3, 2), (2, 1), (1, 0)),
+    ((2, 5, 4, 4), (1, 1), (1, 1), (0, 0)),
+    ((1, 2, 3, 4), (3, 3), (1, 1), (3, 3)),     # padding larger than the kernel
+]
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("layout", [np.ascontiguousarray, channels_last])
+@pytest.mark.parametrize("shape,kernel,stride,padding", IM2COL_CASES)
+def test_strided_im2col_equals_the_plain_one(shape, kernel, stride, padding, layout, dtype):
+    x = layout(np.random.default_rng(0).standard_normal(shape).astype(dtype))
+    cols = fast_conv.strided_im2col(x, *kernel, stride, padding)
+    assert cols.dtype == dtype and cols.flags.c_contiguous
+    np.testing.assert_array_equal(cols, im2col(x, *kernel, stride, padding))
+    out = np.full(cols.shape, np.nan, dtype=dtype)
+    assert fast_conv.strided_im2col(x, *kernel, stride, padding, out=out) is out     # into a given array
+    np.testing.assert_array_equal(out, cols)
+
+
+def test_conv_reuses_one_column_buffer_for_every_slice_of_the_batch(monkeypatch):
+    """Forward hands im2col the same array (a prefix of it for the shorter last slice) for every slice."""
+    monkeypatch.setattr(fast_conv, "ROWS_PER_CHUNK", 2 * 36)          # 2 images of 6×6 outputs per slice
+    seen = []
+    real = fast_conv.strided_im2col
+
+    def spy(x, kh, kw, stride, padding, out=None):
+        seen.append(out)
+        return real(x, kh, kw, stride, padding, out=out)
+    monkeypatch.setattr(fast_conv, "strided_im2col", spy)
+    rng = np.random.default_rng(3)
+    x, weight = rng.standard_normal((5, 2, 6, 6)), rng.standard_normal((3, 2, 3, 3))
+    run(kernels.FastConv2dFunction((1, 1), (1, 1), 1), x, weight, dout=rng.standard_normal((5, 3, 6, 6)))
+    forward = seen[:3]                                                # slices of 2, 2 and 1 images
+    assert [b.shape[0] for b in forward] == [72, 72, 36]
+    assert all(np.shares_memory(b, forward[0]) for b in forward)
+
+
+# ------------------------------------------------------------------------------ conv2d
+CONV_CASES = [  # N, C, H, W, OC, (kh, kw), stride, padding, groups
+    pytest.param(7, 3, 6, 5, 4, (3, 3), (1, 1), (1, 1), 1, id="3x3-s1-gather"),
+    pytest.param(5, 4, 7, 6, 6, (3, 3), (2, 2), (1, 1), 2, id="3x3-s2-scatter-groups2"),
+    pytest.param(3, 2, 9, 9, 3, (7, 7), (2, 2), (3, 3), 1, id="7x7-s2-stem"),
+    pytest.param(4, 4, 5, 6, 8, (3, 3), (1, 1), (1, 1), 4, id="3x3-s1-depthwise"),
+    pytest.param(3, 3, 5, 4, 2, (3, 2), (1, 1), (2, 0), 1, id="3x2-s1-pad-2x0"),
+    pytest.param(2, 2, 4, 4, 3, (3, 3), (1, 1), (3, 3), 1, id="3x3-s1-pad3-scatter"),
+]
+
+
+@pytest.mark.parametrize("bias", [True, False], ids=["bias", "no-bias"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("N,C,H,W,OC,kernel,stride,padding,groups", CONV_CASES)
+def test_fast_conv_equals_the_plain_conv(N, C, H, W, OC, kernel, stride, padding, groups, dtype, bias,
+                                         chunk_rows, threads):
+    rng = np.random.default_rng(2)
+    x = channels_last(rng.standard_normal((N, C, H, W)).astype(dtype))
+    inputs = [x, rng.standard_normal((OC, C // groups) + kernel).astype(dtype)]
+    if bias:
+        inputs.append(rng.standard_normal(OC).astype(dtype))
+    OH, OW = [(n + 2 * p - k) // s + 1 for n, k, s, p in zip((H, W), kernel, stride, padding)]
+    dout = rng.standard_normal((N, OC, OH, OW)).astype(dtype)
+    assert_kernel_equals_plain(kernels.FastConv2dFunction, (stride, padding, groups), inputs, dout, dtype)
+
+
+@pytest.mark.parametrize("N,C,H,W,OC,kernel,stride,padding,groups", CONV_CASES)
+def test_fast_conv_by_slices_passes_gradcheck(N, C, H, W, OC, kernel, stride, padding, groups, monkeypatch, threads):
+    monkeypatch.setattr(fast_conv, "ROWS_PER_CHUNK", 40)
+    rng = np.random.default_rng(3)
+    x = channels_last(rng.standard_normal((min(N, 3), C, H, W)))
+    weight = rng.standard_normal((OC, C // groups) + kernel)
+    assert_gradcheck(lambda x, w: F.conv2d_im2col(x, w, None, stride, padding, groups), [x, weight],
+                     names=["x", "weight"])
+
+
+def test_fast_conv_output_is_channels_last_and_nothing_but_x_is_kept_for_backward():
+    rng = np.random.default_rng(4)
+    x = rng.standard_normal((4, 8, 6, 6)).astype(np.float32)
+    weight = rng.standard_normal((16, 8, 3, 3)).astype(np.float32)
+    fn = kernels.FastConv2dFunction((1, 1), (1, 1), 1)
+    out = fn(Tensor(x, requires_grad=True), Tensor(weight, requires_grad=True))
+    assert out.data.transpose(0, 2, 3, 1).flags.c_contiguous          # (N, OC, OH, OW) over NHWC memory
+    kept = [v for v in vars(fn).values() if hasattr(v, "nbytes")]
+    assert sum(v.nbytes for v in kept) <= x.nbytes + weight.nbytes     # no 9×-sized columns saved
+
+
+def test_the_plain_conv_keeps_its_columns_and_has_no_thread_or_slice_code():
+    """The plain tier is the handout's derivation: columns kept, no threads, slices or buffers."""
+    import inspect
+
+    from tinyresnet.ops import conv as plain_conv
+    source = inspect.getsource(plain_conv)
+    for word in ("for_each_thread", "num_threads", "ROWS_PER_CHUNK", "batch_chunks", "out=", "from ..kernels"):
+        assert word not in source
+    rng = np.random.default_rng(5)
+    fn = Conv2dFunction((1, 1), (1, 1), 1)
+    fn(Tensor(rng.standard_normal((2, 3, 4, 4)), requires_grad=True), Tensor(rng.standard_normal((5, 3, 3, 3))))
+    assert [c.shape for c in fn.cols] == [(2 * 4 * 4, 3 * 3 * 3)]
+
+
+# ------------------------------------------------------------------------------ 1×1 conv
+@pytest.mark.parametrize("bias", [True, False], ids=["bias", "no-bias"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("layout", [np.ascontiguousarray, channels_last])
+@pytest.mark.parametrize("stride", [(1, 1), (2, 2), (2, 1)])
+def test_fast_1x1_conv_equals_the_plain_one(stride, layout, dtype, bias, threads):
+    rng = np.random.default_rng(6)
+    inputs = [layout(rng.standard_normal((3, 5, 7, 6)).astype(dtype)), rng.standard_normal((4, 5, 1, 1)).astype(dtype)]
+    if bias:
+        inputs.append(rng.standard_normal(4).astype(dtype))
+    dout = rng.standard_normal((3, 4, -(-7 // stride[0]), -(-6 // stride[1]))).astype(dtype)
+    assert_kernel_equals_plain(kernels.FastConv1x1Function, (stride,), inputs, dout, dtype)
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_fast_1x1_conv_passes_gradcheck_on_channels_last_input(stride, threads):
+    rng = np.random.default_rng(7)
+    x = channels_last(rng.standard_normal((2, 3, 5, 4)))
+    assert_gradcheck(lambda x, w, b: F.conv2d(x, w, b, stride=stride), [x, rng.standard_normal((4, 3, 1, 1)),
+                                                                        rng.standard_normal(4)])
+
+
+# ------------------------------------------------------------------------------ batch norm
+@pytest.mark.parametrize("affine", ["gamma-beta", "gamma", "none"])
+@pytest.mark.parametrize("training", [True, False], ids=["train", "eval"])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("layout", [np.ascontiguousarray, channels_last])
+def test_fast_batch_norm_equals_the_plain_one(layout, dtype, training, affine):
+    rng = np.random.default_rng(8)
+    x = layout((rng.standard_normal((6, 3, 5, 4)) * 3 + 2).astype(dtype))
+    n_affine = {"gamma-beta": 2, "gamma": 1, "none": 0}[affine]
+    inputs = [x] + [rng.standard_normal(3).astype(dtype) for _ in range(n_affine)]
+    dout = layout(rng.standard_normal(x.shape).astype(dtype))
+    stats = {"fast": (rng.standard_normal(3), rng.random(3) + 0.5)}
+    stats["plain"] = tuple(a.copy() for a in stats["fast"])
+    fast = run(kernels.FastBatchNorm2dFunction(*stats["fast"], training=training), *inputs, dout=dout)
+    plain = run(BatchNorm2dFunction(*stats["plain"], training=training), *inputs, dout=dout)
+    for got, want in zip(fast, plain):
+        assert_same(got, want, dtype)
+    for got, want in zip(stats["fast"], stats["plain"]):             # the running statistics moved alike
+        np.testing.assert_allclose(got, want, rtol=RTOL[dtype], atol=0)
+
+
+def test_fast_batch_norm_backward_leaves_dout_alone():
+    """dout may be shared with another branch (the skip connection): in-place steps must not touch it."""
+    rng = np.random.default_rng(9)
+    x, dout = channels_last(rng.standard_normal((4, 3, 3, 3))), rng.standard_normal((4, 3, 3, 3))
+    for weight in (None, np.ones(3)):
+        kept = dout.copy()
+        run(kernels.FastBatchNorm2dFunction(training=True), *([x] if weight is None else [x, weight]), dout=dout)
+        np.testing.assert_array_equal(dout, kept)
+
+
+def test_fast_batch_norm_passes_gradcheck_on_channels_last_input():
+    rng = np.random.default_rng(10)
+    x = channels_last(rng.standard_normal((3, 2, 4, 3)) * 2 + 1)
+    assert_gradcheck(lambda x, w, b: F.batch_norm(x, np.zeros(2), np.ones(2), w, b, training=True),
+                     [x, rng.standard_normal(2), rng.standard_normal(2)])
+
+
+# ------------------------------------------------------------------------------ max pool
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("layout", [np.ascontiguousarray, channels_last])
+@pytest.mark.parametrize("kernel,stride,padding", [((3, 3), (2, 2), (1, 1)), ((2, 2), (2, 2), (0, 0)),
+                                                   ((3, 2), (1, 2), (1, 0))])
+def test_fast_max_pool_equals_the_plain_one(kernel, stride, padding, layout, dtype):
+    rng = np.random.default_rng(11)
+    x = layout(rng.standard_normal((2, 3, 7, 6)).astype(dtype))
+    x[0, 0, :2, :2] = 1.5                                             # a tie: the first maximum wins in both
+    OH, OW = [(n + 2 * p - k) // s + 1 for n, k, s, p in zip((7, 6), kernel, stride, padding)]
+    dout = rng.standard_normal((2, 3, OH, OW)).astype(dtype)
+    assert_kernel_equals_plain(kernels.FastMaxPool2dFunction, (kernel, stride, padding), [x], dout, dtype)
+
+
+@pytest.mark.parametrize("layout", [np.ascontiguousarray, channels_last])
+def test_fast_max_pool_keeps_the_layout_and_saves_no_argmax_under_no_grad(layout):
+    x = layout(np.random.default_rng(12).standard_normal((2, 3, 7, 7)))
+    with_grad = kernels.FastMaxPool2dFunction((3, 3), (2, 2), (1, 1))
+    out = with_grad(Tensor(x, requires_grad=True)).data
+    with no_grad():
+        fn = kernels.FastMaxPool2dFunction((3, 3), (2, 2), (1, 1))
+        out_no_grad = fn(Tensor(x, requires_grad=True)).data
+    assert fn.needs_input_grad == (False,) and fn.argmax is None and with_grad.argmax is not None
+    np.testing.assert_array_equal(out_no_grad, out)
+    if layout is channels_last:
+        assert out.transpose(0, 2, 3, 1).flags.c_contiguous
+
+
+@pytest.mark.usefixtures("tier")
+def test_max_pool_propagates_nan_as_pytorch_does():
+    x = np.zeros((1, 1, 4, 4))
+    x[0, 0, 1, 1] = np.nan
+    out = F.max_pool2d(Tensor(x), 2).data
+    assert np.isnan(out[0, 0, 0, 0]) and not np.isnan(out[0, 0, 1:, 1:]).any()
+
+
+# ------------------------------------------------------------------------------ ReLU (one tier)
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_relu_keeps_the_channels_last_layout_and_gives_positive_zeros(dtype):
+    rng = np.random.default_rng(13)
+    x = channels_last(rng.standard_normal((2, 3, 4, 5)).astype(dtype))
+    x[0, 0, 0, :2] = 0.0
+    dout = rng.standard_normal(x.shape).astype(dtype)
+    out, dx = run(tinyresnet.ops.activation.ReLUFunction(), x, dout=dout)
+    assert out.dtype == dtype and out.transpose(0, 2, 3, 1).flags.c_contiguous     # the layout is kept
+    np.testing.assert_array_equal(out, np.maximum(x, 0))
+    nan_out = run(tinyresnet.ops.activation.ReLUFunction(), np.array([np.nan]), dout=np.ones(1))[0]
+    assert np.isnan(nan_out).all()                                             # a NaN stays NaN
+    np.testing.assert_array_equal(dx, np.where(x > 0, dout, 0))
+    assert not np.signbit(out).any() and not np.signbit(dx[x <= 0]).any()        # 0., never -0.

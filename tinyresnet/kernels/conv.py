@@ -1,0 +1,260 @@
+"""Fast convolutions: the plain tier's ``Conv2dFunction`` and ``Conv1x1Function`` (``tinyresnet.ops.conv``)
+made fast, each step measured against PyTorch CPU (see benchmarks/README.md). Same values, same gradients.
+
+- im2col builds the rows with one copy of a strided view of the padded input (``strided_im2col``):
+  no Python loop over the window offsets.
+- The convolutions work on a slice of the batch at a time (``batch_chunks``, about 2048 rows):
+  the columns of a slice (4.7 MB for 64 channels) are still in cache when the matrix product reads
+  them, and one buffer is reused for every slice (``strided_im2col(..., out=buf)``). The columns are
+  never kept for backward (they are 9× the input for a 3×3 kernel): backward rebuilds them, a slice
+  at a time.
+- The matrices are laid out so that BLAS needs no transposed copies: columns on the left,
+  channels last. The output is therefore channels-last in memory, returned as an (N, C, H, W)
+  view, and the next op (batch norm, ReLU, the next convolution) reads it in that order without
+  a copy.
+- For stride 1, dx is a gather (im2col of the padded dout times the flipped filters) instead of
+  col2im's scatter.
+- Inside ``kernels.num_threads(n)`` (the training loop runs in one), the slices are dealt out to n
+  threads (``for_each_thread``), each building its own columns and calling BLAS on one thread.
+  Run serially, a slice's copies use one core while BLAS's idle threads spin on the others.
+"""
+
+from ..backend import get_array_module
+from ..ops.checks import output_size
+from ..ops.conv import Conv1x1Function, Conv2dFunction, check_conv, col2im
+from .threads import for_each_thread, get_num_threads
+
+ROWS_PER_CHUNK = 2048   # im2col rows per slice of the batch: its columns are still in cache for the product
+
+
+def strided_im2col(x, kh, kw, stride=(1, 1), padding=(0, 0), out=None):
+    """``ops.conv.im2col`` by one copy of a strided view: the same rows, no loop over the window offsets.
+
+    ``out``, if given, is a C-contiguous (N*OH*OW, KH*KW*C) array to write the rows into: conv2d
+    reuses one for every slice of the batch instead of asking for fresh memory each time.
+    Shapes: x (N, C, H, W) -> cols (N*OH*OW, KH*KW*C)
+    """
+    xp = get_array_module(x)
+    N, C, H, W = x.shape
+    (sh, sw), (ph, pw) = stride, padding
+    OH, OW = (H + 2 * ph - kh) // sh + 1, (W + 2 * pw - kw) // sw + 1
+    x = x.transpose(0, 2, 3, 1)                                         # (N, H, W, C)
+    if ph or pw:
+        x = pad_hw(x, ph, pw)                                           # (N, H+2ph, W+2pw, C)
+    # a view of every window, no copy: moving one output position moves (sh, sw) pixels,
+    # moving one offset (i, j) inside the window moves one pixel
+    sN, sH, sW, sC = x.strides
+    windows = xp.lib.stride_tricks.as_strided(
+        x, (N, OH, OW, kh, kw, C), (sN, sH * sh, sW * sw, sH, sW, sC))  # (N, OH, OW, KH, KW, C)
+    if out is None:
+        return windows.reshape(N * OH * OW, kh * kw * C)                # the one copy
+    out.reshape(windows.shape)[...] = windows                           # the one copy, into out
+    return out
+
+
+def pad_hw(x, ph, pw, value=0):
+    """x with ph rows of ``value`` above and below, pw columns left and right (as xp.pad, faster).
+
+    Shapes: x (N, H, W, C) -> (N, H+2ph, W+2pw, C)
+    """
+    xp = get_array_module(x)
+    N, H, W, C = x.shape
+    out = xp.empty((N, H + 2 * ph, W + 2 * pw, C), dtype=x.dtype)
+    out[:, :ph], out[:, ph + H:], out[:, :, :pw], out[:, :, pw + W:] = value, value, value, value   # the border
+    out[:, ph:ph + H, pw:pw + W] = x                                               # the inside
+    return out
+
+
+def batch_chunks(n, rows_per_image):
+    """Slices of a batch of ``n`` images with about ROWS_PER_CHUNK im2col rows each (one image at least),
+    and at least one slice per compute thread (``backend.set_num_threads``)."""
+    step = max(1, min(ROWS_PER_CHUNK // rows_per_image, -(-n // get_num_threads())))
+    return [slice(start, min(start + step, n)) for start in range(0, n, step)]
+
+
+def row_blocks(n_rows):
+    """``n_rows`` rows cut into one contiguous block per compute thread (``backend.set_num_threads``)."""
+    step = -(-n_rows // get_num_threads())
+    return [slice(start, min(start + step, n_rows)) for start in range(0, n_rows, step)]
+
+
+class FastConv2dFunction(Conv2dFunction):
+    """``ops.conv.Conv2dFunction``, a slice of the batch at a time, with reused buffers and threads.
+
+    out = cols · Wmat with cols = strided_im2col(x), computed a slice of the batch at a time.
+    Shapes: x (N, C, H, W), weight (OC, C/G, KH, KW), bias (OC,) or None -> (N, OC, OH, OW)
+    Saves:  x, the weight, whether a bias was passed (x is held by the graph anyway, so saving it
+            costs no memory; the columns are rebuilt in backward rather than kept)
+    Layout: the output is channels-last in memory, as the plain op's
+    """
+
+    accelerates = Conv2dFunction
+
+    def forward(self, x, weight, bias=None):
+        check_conv(x, weight, bias, self.groups)
+        xp = get_array_module(x)
+        N, C, H, W = x.shape
+        OC, Cg, KH, KW = weight.shape
+        G, OCg = self.groups, OC // self.groups
+        OH = output_size(H, KH, self.stride[0], self.padding[0], "conv2d", "height")
+        OW = output_size(W, KW, self.stride[1], self.padding[1], "conv2d", "width")
+        self.x, self.weight, self.has_bias = x, weight, bias is not None
+        out = xp.empty((N * OH * OW, OC), dtype=xp.result_type(x.dtype, weight.dtype))
+        chunks = batch_chunks(N, OH * OW)
+        wmats = [self._weight_matrix(g) for g in range(G)]   # (KH*KW*C/G, OC/G) per group
+
+        def conv_slices(share):                              # one thread's slices of the batch
+            buf = xp.empty((chunks[0].stop * OH * OW, KH * KW * Cg), dtype=x.dtype)   # one slice's columns
+            for g in range(G):                               # a grouped conv is G independent convs
+                c, oc = slice(g * Cg, (g + 1) * Cg), slice(g * OCg, (g + 1) * OCg)   # group g's channels
+                for b in share:                              # a slice of the batch at a time
+                    rows = slice(b.start * OH * OW, b.stop * OH * OW)
+                    cols = strided_im2col(x[b, c], KH, KW, self.stride, self.padding, out=buf[:rows.stop - rows.start])
+                    xp.matmul(cols, wmats[g], out=out[rows, oc])     # out = cols · Wmat
+
+        for_each_thread(conv_slices, chunks, xp)
+        if bias is not None:
+            out += bias
+        return out.reshape(N, OH, OW, OC).transpose(0, 3, 1, 2)     # (N, OC, OH, OW)
+
+    def _weight_matrix(self, g):
+        """Group g's filters as a (KH*KW*C/G, OC/G) matrix, rows in im2col's (kh, kw, c) order.
+
+        It is the transpose (a view, which BLAS reads without a copy) of one filter per row: copying
+        (OC, C, KH, KW) to (OC, KH, KW, C) moves values within each filter only, which is several times
+        faster than gathering (KH, KW, C, OC) across filters.
+        """
+        OC, Cg, KH, KW = self.weight.shape
+        OCg = OC // self.groups
+        wg = self.weight[g * OCg:(g + 1) * OCg]              # (OC/G, C/G, KH, KW)
+        return wg.transpose(0, 2, 3, 1).reshape(OCg, KH * KW * Cg).T
+
+    def backward(self, dout):                                # dout (N, OC, OH, OW)
+        xp = get_array_module(dout)
+        N, OC, OH, OW = dout.shape
+        _, Cg, KH, KW = self.weight.shape
+        G, OCg = self.groups, OC // self.groups
+        x, (ph, pw) = self.x, self.padding
+        H, W = x.shape[2:]
+            # out = cols · Wmat with cols = strided_im2col(x)  =>  dWmatᵀ = doutᵀ · cols,  dcols = dout · Wmatᵀ,
+        # dx = col2im(dcols). A slice of the batch at a time, the columns rebuilt from x as in forward.
+        # With stride 1, dx is a gather instead of col2im's scatter: dout padded by K−1−p, correlated
+        # with the flipped filters (input and output channels swapped), i.e. im2col(dout) · Wflip.
+        dout_mat = dout.transpose(0, 2, 3, 1).reshape(N * OH * OW, OC)   # (N*OH*OW, OC)
+        dx_mat = None                                                     # dx as (N*H*W, C), channels-last
+        if self.needs_input_grad[0]:
+            dx_mat = xp.empty((N * H * W, Cg * G), dtype=dout.dtype)
+        gather = self.stride == (1, 1) and ph < KH and pw < KW
+        chunks = batch_chunks(N, OH * OW)
+        # per group: the flipped filters, rows in im2col's order over dout's channels (KH*KW*OC/G, C/G),
+        # or (for col2im) the forward's weight matrix (KH*KW*C/G, OC/G)
+        wflips = [self.weight[g * OCg:(g + 1) * OCg, :, ::-1, ::-1].transpose(2, 3, 0, 1).reshape(KH * KW * OCg, Cg)
+                  for g in range(G)]
+        wmats = [None if gather else self._weight_matrix(g) for g in range(G)]
+
+        def backward_slices(share):                                       # one thread's slices of the batch
+            n_images = share[0].stop - share[0].start                     # its first slice is its largest
+            buf = xp.empty((n_images * OH * OW, KH * KW * Cg), dtype=x.dtype)   # one slice's columns of x,
+            dout_buf = (xp.empty((n_images * H * W, KH * KW * OCg), dtype=dout.dtype)
+                        if gather else None)                               # of dout (one row per pixel of x),
+            dw_part = (xp.empty((OCg, KH * KW * Cg), dtype=dout.dtype)    # and one slice's share of dWmatᵀ
+                       if len(share) > 1 else None)
+            dwmat_t = xp.empty((G, OCg, KH * KW * Cg), dtype=dout.dtype)  # dWmatᵀ per group: a filter per row
+            for g in range(G):
+                c, oc = slice(g * Cg, (g + 1) * Cg), slice(g * OCg, (g + 1) * OCg)   # group g's channels
+                for i, b in enumerate(share):
+                    rows, x_rows = slice(b.start * OH * OW, b.stop * OH * OW), slice(b.start * H * W, b.stop * H * W)
+                    cols = strided_im2col(x[b, c], KH, KW, self.stride, self.padding, out=buf[:rows.stop - rows.start])
+                    if i == 0:
+                        xp.matmul(dout_mat[rows, oc].T, cols, out=dwmat_t[g])      # dWmatᵀ = doutᵀ · cols,
+                    else:
+                        xp.matmul(dout_mat[rows, oc].T, cols, out=dw_part)
+                        dwmat_t[g] += dw_part                                      # summed over the slices
+                    if dx_mat is None:
+                        continue
+                    if gather:
+                        dout_cols = strided_im2col(dout[b, oc], KH, KW, (1, 1), (KH - 1 - ph, KW - 1 - pw),
+                                           out=dout_buf[:x_rows.stop - x_rows.start])   # (n*H*W, KH*KW*OC/G)
+                        xp.matmul(dout_cols, wflips[g], out=dx_mat[x_rows, c])     # dx = im2col(dout) · Wflip
+                    else:
+                        dcols = dout_mat[rows, oc] @ wmats[g].T                    # dcols = dout · Wmatᵀ
+                        dx = col2im(dcols, x[b, c].shape, KH, KW, self.stride, self.padding)   # (n, C/G, H, W)
+                        dx_mat[x_rows, c] = dx.transpose(0, 2, 3, 1).reshape(-1, Cg)
+            return dwmat_t
+
+        dwmat_t, *others = for_each_thread(backward_slices, chunks, xp)   # each thread's sums over its slices
+        for other in others:
+            dwmat_t += other
+        dweight = dwmat_t.reshape(OC, KH, KW, Cg).transpose(0, 3, 1, 2).copy()   # (OC, C/G, KH, KW), groups in order
+        dx = None if dx_mat is None else dx_mat.reshape(N, H, W, Cg * G).transpose(0, 3, 1, 2)   # (N, C, H, W)
+        if self.has_bias:
+            return dx, dweight, dout.sum(axis=(0, 2, 3))
+        return dx, dweight
+
+
+class FastConv1x1Function(Conv1x1Function):
+    """``ops.conv.Conv1x1Function``, its product's rows dealt out to threads in blocks, each written
+    into the output in place; dx only where it is needed, and no scatter for stride 1.
+
+    Shapes: x (N, C, H, W), weight (OC, C, 1, 1), bias (OC,) or None -> (N, OC, ⌈H/s⌉, ⌈W/s⌉)
+    Saves:  x, the weight, whether a bias was passed
+    Layout: the output is channels-last in memory, as the plain op's
+    """
+
+    accelerates = Conv1x1Function
+
+    def forward(self, x, weight, bias=None):
+        check_conv(x, weight, bias, 1)
+        self.x, self.weight, self.has_bias = x, weight, bias is not None
+        xp = get_array_module(x)
+        x_mat = self._pixels()                               # (N*OH*OW, C)
+        N, OC = x.shape[0], weight.shape[0]
+        OH, OW = -(-x.shape[2] // self.stride[0]), -(-x.shape[3] // self.stride[1])   # ⌈H/s⌉, ⌈W/s⌉
+        w_t = weight.reshape(OC, -1).T                       # (C, OC)
+        out = xp.empty((x_mat.shape[0], OC), dtype=xp.result_type(x.dtype, weight.dtype))
+
+        def product(share):                                  # out = x_mat · Wᵀ, one thread's rows
+            for rows in share:
+                xp.matmul(x_mat[rows], w_t, out=out[rows])
+
+        for_each_thread(product, row_blocks(x_mat.shape[0]), xp)
+        if bias is not None:
+            out += bias
+        return out.reshape(N, OH, OW, OC).transpose(0, 3, 1, 2)     # (N, OC, OH, OW)
+
+    def backward(self, dout):                                # dout (N, OC, OH, OW)
+        xp = get_array_module(dout)
+        N, OC, OH, OW = dout.shape
+        C = self.x.shape[1]
+        sh, sw = self.stride
+        dout_mat = dout.transpose(0, 2, 3, 1).reshape(N * OH * OW, OC)  # (N*OH*OW, OC)
+        # out = x_mat · Wᵀ  =>  dW = doutᵀ · x_mat,  dx_mat = dout · W
+        x_mat, w = self._pixels(), self.weight.reshape(OC, C)
+        dx_mat = xp.empty((N * OH * OW, C), dtype=dout.dtype) if self.needs_input_grad[0] else None
+
+        def products(share):                                 # one thread's rows: its share of dW, its rows of dx
+            dw = None
+            for rows in share:
+                part = dout_mat[rows].T @ x_mat[rows]        # (OC, C)
+                dw = part if dw is None else dw + part
+                if dx_mat is not None:
+                    xp.matmul(dout_mat[rows], w, out=dx_mat[rows])
+            return dw
+
+        dweight, *others = for_each_thread(products, row_blocks(N * OH * OW), xp)
+        for other in others:
+            dweight += other
+        dweight = dweight.reshape(OC, C, 1, 1)
+        dx = None
+        if dx_mat is not None:
+            dxs = dx_mat.reshape(N, OH, OW, C)               # (N, OH, OW, C)
+            if (sh, sw) == (1, 1):
+                dx = dxs.transpose(0, 3, 1, 2)
+            else:
+                H, W = self.x.shape[2:]
+                dx = xp.zeros((N, H, W, C), dtype=dout.dtype)
+                dx[:, ::sh, ::sw, :] = dxs                   # skipped pixels get no gradient
+                dx = dx.transpose(0, 3, 1, 2)                # (N, C, H, W)
+        if self.has_bias:
+            return dx, dweight, dout_mat.sum(axis=0)
+        return dx, dweight
