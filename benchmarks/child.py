@@ -14,6 +14,7 @@ allowed, getrusage's ru_maxrss (the process's peak since it started) is reported
 """
 
 import argparse
+import contextlib
 import gc
 import json
 import os
@@ -66,6 +67,9 @@ def gemm_step(n):
     return (lambda: np.matmul(a, b, out=out)), 2 * n ** 3
 
 
+PLAIN = "tinyresnet-plain"      # tinyresnet on its plain tier: the readable ops, BLAS's own threads
+
+
 def run_case(name, side, args):
     gc.collect()
     exact = reset_peak()
@@ -74,7 +78,7 @@ def run_case(name, side, args):
         step, flops = gemm_step(1024 if args.quick else 2048)
     else:
         from cases import build
-        step, flops = build(name, side, args.quick)
+        step, flops = build(name, "tinyresnet" if side == PLAIN else side, args.quick)
     times = time_it(step, args.repeats, args.min_time)
     peak = rss_kib("VmHWM") if exact else None
     result = dict(case=name, side=side, times=times, flops=flops,
@@ -87,7 +91,7 @@ def run_case(name, side, args):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("side", choices=["tinyresnet", "torch", "gemm", "blas"])
+    parser.add_argument("side", choices=["tinyresnet", PLAIN, "torch", "gemm", "blas"])
     parser.add_argument("cases", nargs="+")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--repeats", type=int, default=5)
@@ -98,10 +102,19 @@ def main():
     if args.side == "torch":
         import torch
         torch.set_num_threads(args.threads)
-    if args.side == "tinyresnet":               # as the training loop has it: its own threads, BLAS on one each
-        from tinyresnet.backend import set_num_threads
-        set_num_threads(args.threads)
-    results = [run_case(name, args.side, args) for name in args.cases]
+    settings = contextlib.nullcontext()
+    # as the training loop has it: on the fast tier the kernels' own threads, BLAS on one each; on the plain
+    # tier, BLAS's own threads
+    if args.side in ("tinyresnet", PLAIN):
+        import tinyresnet
+        from tinyresnet import tiers
+        tinyresnet.use_kernels("plain" if args.side == PLAIN else "fast")
+        settings = tiers.compute_settings(args.threads)
+    with settings:
+        results = [run_case(name, args.side, args) for name in args.cases]
+        if args.side in ("tinyresnet", PLAIN):
+            from tinyresnet.kernels import get_num_threads
+            threads_used = get_num_threads()
     info = {}
     try:
         from threadpoolctl import threadpool_info
@@ -109,9 +122,9 @@ def main():
                                                       "threading_layer")} for p in threadpool_info()]
     except ImportError:
         info["threadpools"] = None
-    if args.side == "tinyresnet":
-        from tinyresnet.backend import get_num_threads
-        info["tinyresnet_threads"] = get_num_threads()
+    if args.side in ("tinyresnet", PLAIN):
+        info["tinyresnet_threads"] = threads_used
+        info["kernels"] = tinyresnet.get_kernels()
     if args.side == "torch":
         import torch
         info["torch_threads"] = torch.get_num_threads()

@@ -34,12 +34,10 @@ clock = time.perf_counter
 def profile_tinyresnet(batch, steps, threads=None):
     import tinyresnet as tr
     from tinyresnet import functional as F
-    from tinyresnet import models, optim
+    from tinyresnet import models, optim, tiers
     from tinyresnet.autograd import Function
-    from tinyresnet.backend import keep_freed_memory, set_num_threads
 
-    keep_freed_memory()                         # as the training loop has it
-    set_num_threads(threads)
+    tiers.compute_settings(threads).__enter__()   # as the training loop has it, for the rest of this process
     rng = np.random.default_rng(0)
     x = tr.Tensor(rng.standard_normal((batch, 3, 32, 32), dtype=np.float32))
     y = rng.integers(0, 10, batch)

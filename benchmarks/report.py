@@ -109,7 +109,8 @@ def write(path, runs, meta, profiles):
           f"- threads: {meta['threads']} for both libraries ({meta['threads_how']}); PyTorch reported "
           f"{torch_info.get('torch_threads', '–')}; tinyresnet reported "
           f"{meta['info'].get('tinyresnet', {}).get('tinyresnet_threads', '–')} of its own, as its training loop "
-          f"sets them (`backend.set_num_threads`: its convolutions' slices on its threads, BLAS on one thread each)",
+          f"sets them on the fast tier (`kernels.num_threads`: its convolutions' slices on its threads, BLAS on "
+          f"one thread each)",
           "- environment: " + (", ".join(f"{k}={v}" for k, v in sorted(meta["env"].items()))
                                or "no OPENBLAS_/OMP_/MKL_ variables set"),
           f"- allocator: both libraries' processes with GLIBC_TUNABLES={meta.get('glibc_tunables', '–')} "
@@ -128,7 +129,7 @@ def write(path, runs, meta, profiles):
         L += [f"NumPy float32 GEMM ({n}×{n} · {n}×{n}, same run): **{gemm:.0f} GFLOP/s** (per round: {per_round}).", ""]
     L += ["## Targets", "", "| target | measured | met |", "| --- | --- | --- |"]
     L += [f"| {a} | {b} | {c} |" for a, b, c in targets(table, gemm)] + [""]
-    L += _conv_table(table, gemm) + _net_table(table) + _profiles(profiles)
+    L += _conv_table(table, gemm) + _net_table(table) + _plain_tier(table) + _profiles(profiles)
     notes = Path(path).with_name("NOTES.md")
     if notes.exists() and not meta["quick"]:
         L += ["## Analysis", "", notes.read_text().strip(), ""]
@@ -210,6 +211,22 @@ def _net_table(table):
     return L + ["", "\"Ratio of best runs\" divides the fastest run of each library: the closest this run gets to an "
                 "idle machine, since other processes only ever slow a run down. Per-round medians: "
                 + "; ".join(spread) + ".", ""]
+
+
+def _plain_tier(table):
+    """The training step on the plain tier (the readable ops of tinyresnet/ops), beside the fast tier's."""
+    plain, fast, torch = (table.get((STEP, side)) for side in ("tinyresnet-plain", "tinyresnet", "torch"))
+    if not plain or not fast:
+        return []
+    L = ["## The plain tier", "",
+         "The same training step with `tinyresnet.use_kernels(\"plain\")`: the ops as the handout derives them "
+         "(the whole batch's columns at once, kept for backward, dx by col2im), on BLAS's own threads.", "",
+         "| case | plain tier ms | fast tier ms | plain / fast | plain / PyTorch | plain MiB | fast MiB |",
+         "| --- | --- | --- | --- | --- | --- | --- |"]
+    vs_torch = f"{plain['ms'] / torch['ms']:.2f}×" if torch else "–"
+    L.append(f"| {STEP} | {plain['ms']:.1f} | {fast['ms']:.1f} | {plain['ms'] / fast['ms']:.2f}× | {vs_torch} | "
+             f"{_fmt(plain.get('work_mib'), '.0f')} | {_fmt(fast.get('work_mib'), '.0f')} |")
+    return L + [""]
 
 
 def _profiles(profiles):

@@ -14,7 +14,7 @@ OPENBLAS_NUM_THREADS / OMP_NUM_THREADS and torch.set_num_threads. NumPy's float3
 measured the same way, in every round, as the reference for the GFLOP/s of the convolutions, and so are
 each conv layer's matrix products alone (at its shapes, whole batch, no im2col): the floor for its time.
 Both libraries' children run with glibc's malloc keeping freed memory (GLIBC_TUNABLES), as tinyresnet's
-training loop has it (tinyresnet.backend.keep_freed_memory); the networks are timed a second time with
+training loop has it (tinyresnet.kernels.keep_freed_memory); the networks are timed a second time with
 glibc's default malloc, for both.
 """
 
@@ -34,7 +34,7 @@ sys.path.insert(0, str(HERE))
 import cases  # noqa: E402
 import report  # noqa: E402
 
-from tinyresnet import backend  # noqa: E402  (numpy only: the allocator settings to give both sides)
+from tinyresnet.kernels import memory  # noqa: E402  (numpy only: the allocator settings to give both sides)
 
 
 def blas_threads():
@@ -51,10 +51,10 @@ def blas_threads():
     return n, "CPU count (threadpoolctl not installed)"
 
 
-# What tinyresnet.backend.keep_freed_memory() sets with mallopt (the training loop calls it), as glibc
+# What tinyresnet.kernels.keep_freed_memory() sets with mallopt (the training loop calls it), as glibc
 # tunables so that both libraries' processes get exactly the same allocator.
-KEEP_FREED_MEMORY = (f"glibc.malloc.mmap_threshold={backend.MMAP_THRESHOLD_MAX}"
-                     f":glibc.malloc.trim_threshold={backend.TRIM_NEVER}")
+KEEP_FREED_MEMORY = (f"glibc.malloc.mmap_threshold={memory.MMAP_THRESHOLD_MAX}"
+                     f":glibc.malloc.trim_threshold={memory.TRIM_NEVER}")
 
 
 def child_env(threads, malloc):
@@ -137,7 +137,8 @@ def main():
         for group in groups:
             mallocs = ["kept", "default"] if args.malloc == "both" and group[0] in net_names else ["kept"]
             for malloc in mallocs:
-                for side in order:
+                plain = ["tinyresnet-plain"] if malloc == "kept" and group[0] == report.STEP else []
+                for side in order + plain:        # the plain tier's step beside the fast one's, for reference
                     result = run_child(side, group, args, threads, malloc)
                     runs += result["results"]
                     info[side] = result["info"]
