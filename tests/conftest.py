@@ -40,7 +40,5 @@ def _settings_put_back():
     left = (tinyresnet.get_kernels(), kernels.get_num_threads())
     if left != ("fast", 1):
         tinyresnet.use_kernels("fast")
-        with kernels.num_threads(1):
-            pass                                    # num_threads(1) puts 1 back on exit only if it was 1 before
         kernels.threads._set(1)
         pytest.fail(f"the test left the kernel tier and compute threads at {left}, not ('fast', 1)")

@@ -426,9 +426,11 @@ class _BasicOps:
     is first used, never at import time, so there is no import circle.
     """
 
-    def __getattr__(self, name):
+    def __getattr__(self, name):                 # only for a name not yet looked up
         from .ops import basic
-        return getattr(basic, name)
+        value = getattr(basic, name)
+        setattr(self, name, value)               # from now on a plain attribute read
+        return value
 
 
 _ops = _BasicOps()

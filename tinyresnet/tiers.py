@@ -37,15 +37,9 @@ def fast_package():
     if "package" not in _fast:
         # only this copy's own kernels folder counts: an editable install's import hook could otherwise
         # hand a student's copy the instructor's kernels
-        if not os.path.isdir(os.path.join(os.path.dirname(os.path.abspath(__file__)), "kernels")):
-            _fast["package"] = None
-            return None
-        try:
-            _fast["package"] = importlib.import_module(f"{__package__}.kernels")
-        except ModuleNotFoundError as e:
-            if e.name != f"{__package__}.kernels":
-                raise                            # the package is there but something it needs is not
-            _fast["package"] = None
+        here = os.path.dirname(os.path.abspath(__file__))
+        present = os.path.isdir(os.path.join(here, "kernels"))
+        _fast["package"] = importlib.import_module(f"{__package__}.kernels") if present else None
     return _fast["package"]
 
 
