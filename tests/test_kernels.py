@@ -11,11 +11,12 @@ import numpy as np
 import pytest
 
 import tinyresnet
-import tinyresnet.ops.activation
+import tinyresnet.tiers
 from tinyresnet import Tensor, kernels, no_grad
 from tinyresnet import functional as F
 from tinyresnet.gradcheck import assert_gradcheck
 from tinyresnet.kernels import conv as fast_conv
+from tinyresnet.ops.activation import ReLUFunction
 from tinyresnet.ops.conv import Conv1x1Function, Conv2dFunction, im2col
 from tinyresnet.ops.norm import BatchNorm2dFunction
 from tinyresnet.ops.pool import MaxPool2dFunction
@@ -68,7 +69,8 @@ def chunk_rows(request, monkeypatch):
 
 
 def test_every_kernel_names_the_plain_op_it_accelerates_and_the_switch_picks_it():
-    assert set(kernels.FAST_KERNELS) == {Conv2dFunction, Conv1x1Function, BatchNorm2dFunction, MaxPool2dFunction}
+    assert set(kernels.FAST_KERNELS) == {Conv2dFunction, Conv1x1Function, BatchNorm2dFunction, MaxPool2dFunction,
+                                       ReLUFunction}
     x = Tensor(np.random.default_rng(0).standard_normal((2, 3, 5, 5)), requires_grad=True)
     w = Tensor(np.random.default_rng(1).standard_normal((4, 3, 3, 3)))
     assert type(F.conv2d(x, w).creator) is kernels.FastConv2dFunction
@@ -276,17 +278,29 @@ def test_max_pool_propagates_nan_as_pytorch_does():
     assert np.isnan(out[0, 0, 0, 0]) and not np.isnan(out[0, 0, 1:, 1:]).any()
 
 
-# ------------------------------------------------------------------------------ ReLU (one tier)
+# ------------------------------------------------------------------------------ ReLU
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
-def test_relu_keeps_the_channels_last_layout_and_gives_positive_zeros(dtype):
+@pytest.mark.parametrize("layout", [np.ascontiguousarray, channels_last])
+def test_fast_relu_equals_the_plain_one_keeps_the_layout_and_gives_positive_zeros(layout, dtype):
     rng = np.random.default_rng(13)
-    x = channels_last(rng.standard_normal((2, 3, 4, 5)).astype(dtype))
-    x[0, 0, 0, :2] = 0.0
+    x = layout(rng.standard_normal((2, 3, 4, 5)).astype(dtype))
+    x[0, 0, 0, :2] = 0.0                                                      # the kink: slope 0, as PyTorch
     dout = rng.standard_normal(x.shape).astype(dtype)
-    out, dx = run(tinyresnet.ops.activation.ReLUFunction(), x, dout=dout)
-    assert out.dtype == dtype and out.transpose(0, 2, 3, 1).flags.c_contiguous     # the layout is kept
-    np.testing.assert_array_equal(out, np.maximum(x, 0))
-    nan_out = run(tinyresnet.ops.activation.ReLUFunction(), np.array([np.nan]), dout=np.ones(1))[0]
-    assert np.isnan(nan_out).all()                                             # a NaN stays NaN
-    np.testing.assert_array_equal(dx, np.where(x > 0, dout, 0))
-    assert not np.signbit(out).any() and not np.signbit(dx[x <= 0]).any()        # 0., never -0.
+    assert_kernel_equals_plain(kernels.FastReLUFunction, (), [x], dout, dtype)
+    for op in (ReLUFunction, kernels.FastReLUFunction):
+        out, dx = run(op(), x, dout=dout)
+        assert out.dtype == dx.dtype == dtype
+        if layout is channels_last:                                           # the layout is kept
+            assert out.transpose(0, 2, 3, 1).flags.c_contiguous
+        np.testing.assert_array_equal(out, np.maximum(x, 0))
+        np.testing.assert_array_equal(dx, np.where(x > 0, dout, 0))
+        assert not np.signbit(out).any() and not np.signbit(dx[x <= 0]).any()    # 0., never -0.
+        assert np.isnan(run(op(), np.array([np.nan]), dout=np.ones(1))[0]).all()  # a NaN stays NaN
+
+
+@pytest.mark.usefixtures("tier")
+def test_relu_passes_gradcheck_on_both_tiers():
+    x = np.random.default_rng(14).standard_normal((2, 3, 4, 4))
+    x[np.abs(x) < 0.05] = 0.5                                                 # clear of the kink
+    assert type(F.relu(Tensor(x, requires_grad=True)).creator) is tinyresnet.tiers.implementation(ReLUFunction)
+    assert_gradcheck(F.relu, [x])

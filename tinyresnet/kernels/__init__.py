@@ -13,19 +13,24 @@ arguments and returns the same values and gradients (float64 to 1e-12, float32 t
   elementwise steps in place, the backward's two means from the sums already made.
 - ``FastMaxPool2dFunction`` (``ops.pool.MaxPool2dFunction``): padding in the input's memory layout,
   the running maximum in place, no argmax when no backward can come.
+- ``FastReLUFunction`` (``ops.activation.ReLUFunction``): the backward as a product, not NumPy's
+  element-by-element ``where``.
 
 ``tinyresnet.use_kernels("plain")`` turns them off; a student's release leaves this package out.
 Threads (``num_threads``) and the allocator (``keep_freed_memory``) are this tier's policy and live here.
 """
 
+from .activation import FastReLUFunction
 from .conv import FastConv1x1Function, FastConv2dFunction
 from .memory import keep_freed_memory
 from .norm import FastBatchNorm2dFunction
 from .pool import FastMaxPool2dFunction
 from .threads import for_each_thread, get_num_threads, num_threads
 
-KERNELS = (FastConv2dFunction, FastConv1x1Function, FastBatchNorm2dFunction, FastMaxPool2dFunction)
+KERNELS = (FastConv2dFunction, FastConv1x1Function, FastBatchNorm2dFunction, FastMaxPool2dFunction,
+           FastReLUFunction)
 FAST_KERNELS = {kernel.accelerates: kernel for kernel in KERNELS}     # plain op -> its fast kernel
 
 __all__ = ["FAST_KERNELS", "KERNELS", "FastBatchNorm2dFunction", "FastConv1x1Function", "FastConv2dFunction",
-           "FastMaxPool2dFunction", "for_each_thread", "get_num_threads", "keep_freed_memory", "num_threads"]
+           "FastMaxPool2dFunction", "FastReLUFunction", "for_each_thread", "get_num_threads", "keep_freed_memory",
+           "num_threads"]
