@@ -8,12 +8,15 @@ intact and no temporary file behind.
 
 import contextlib
 import os
+import re
 import secrets
 import zipfile
 
 import numpy as np
 
 from .backend import to_numpy
+
+_TEMPORARY = re.compile(r"\.tmp-[0-9a-f]{16}-.")      # the names atomic_write gives its temporary files
 
 
 @contextlib.contextmanager
@@ -44,6 +47,20 @@ def atomic_write(path, mode="wb", **open_args):
         raise
 
 
+def remove_temporary_files(folder):
+    """Delete what interrupted ``atomic_write`` calls left in ``folder``: a process killed outright
+    (``kill -9``, a power cut) gets no chance to remove its ``.tmp-<random>-<name>`` file. Only
+    names of exactly that form are touched. Returns the names removed."""
+    removed = []
+    with contextlib.suppress(FileNotFoundError, NotADirectoryError):
+        for name in sorted(os.listdir(folder)):
+            if _TEMPORARY.match(name):
+                with contextlib.suppress(FileNotFoundError):
+                    os.remove(os.path.join(folder, name))
+                    removed.append(name)
+    return removed
+
+
 def save_npz(path, arrays):
     """Write ``{name: array}`` to ``path`` (.npz) atomically. Device arrays are copied to the host."""
     host = {name: to_numpy(a) for name, a in arrays.items()}
@@ -61,3 +78,18 @@ def load_npz(path):
             return {name: data[name] for name in data.files}
     except (zipfile.BadZipFile, ValueError, OSError, EOFError) as e:
         raise ValueError(f"{path} is not a readable .npz file (truncated or corrupt?): {e}") from e
+
+
+# A training checkpoint (``tinyresnet.training.checkpoint``) keeps the model's state_dict under this
+# prefix, beside ``meta`` and the optimiser's arrays; a weights file (``Module.save``) holds it bare.
+MODEL_PREFIX = "model/"
+
+
+def load_weights(path):
+    """The model's state_dict from ``path``: a weights file written by ``Module.save`` (or
+    ``tinyresnet convert-torch``), or a training checkpoint (``last.npz``/``best.npz``), whose
+    ``model/`` entries are taken and the optimiser's state and metadata left out."""
+    arrays = load_npz(path)
+    if "meta" in arrays and any(key.startswith(MODEL_PREFIX) for key in arrays):
+        return {key[len(MODEL_PREFIX):]: value for key, value in arrays.items() if key.startswith(MODEL_PREFIX)}
+    return arrays

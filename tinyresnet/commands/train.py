@@ -6,6 +6,7 @@
     tinyresnet train --resume --out runs/resnet20-digits                             # continue a run
 """
 
+import errno
 import os
 import sys
 import time
@@ -68,6 +69,15 @@ def _default_out(model, dataset, resume):
     return next(c for c in candidates if not os.path.exists(os.path.join(c, "last.npz")))
 
 
+def describe_os_error(e):
+    """One line for an OSError: tinyresnet's own messages as they are, the system's with the path and a fix."""
+    if e.strerror is None or e.filename is None:
+        return str(e)
+    fix = {errno.ENOSPC: "free some space or choose another --out", errno.EDQUOT: "free some space or choose "
+           "another --out", errno.EROFS: "choose a writable --out", errno.EACCES: "choose a writable --out"}
+    return f"{e.filename}: {e.strerror}" + (f"; {fix[e.errno]}" if e.errno in fix else "")
+
+
 def run(args):
     given = _given(args)
     given["progress"] = not args.quiet
@@ -83,8 +93,11 @@ def run(args):
             config = TrainConfig(**given)
         started = time.perf_counter()
         result = fit(config, resume=args.resume)
-    except (TrainingDiverged, ValueError, FileNotFoundError, FileExistsError, RuntimeError, KeyError) as e:
+    except (TrainingDiverged, ValueError, RuntimeError, KeyError) as e:
         print(f"error: {e}", file=sys.stderr)
+        return 1
+    except OSError as e:                      # a missing file, a full disk, a read-only folder: one line
+        print(f"error: {describe_os_error(e)}", file=sys.stderr)
         return 1
     minutes = (time.perf_counter() - started) / 60
     if result.interrupted:

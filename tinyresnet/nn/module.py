@@ -18,7 +18,7 @@ import numpy as np
 
 from ..autograd import Tensor
 from ..backend import check_device, device_of, to_device, to_numpy
-from ..serialization import load_npz, save_npz
+from ..serialization import load_weights, save_npz
 
 
 class Parameter(Tensor):
@@ -76,10 +76,28 @@ class StateDictMismatch(RuntimeError):
 OPTIONAL_KEY_SUFFIXES = ("num_batches_tracked",)
 
 
-def _shorten(keys, limit=10):
+def _shorten(keys, limit=10, sep=", "):
     keys = list(keys)
-    shown = ", ".join(keys[:limit])
-    return shown + (f", ... and {len(keys) - limit} more" if len(keys) > limit else "")
+    shown = sep.join(keys[:limit])
+    return shown + (f"{sep}... and {len(keys) - limit} more" if len(keys) > limit else "")
+
+
+# Prefixes that wrappers put before every key, and where they come from.
+_PREFIX_ORIGINS = {"module.": " (saved from a DataParallel or DistributedDataParallel wrapper)",
+                   "_orig_mod.": " (saved from a torch.compile'd model)",
+                   "model/": " (the model part of a training checkpoint: model.load(path) reads it)",
+                   "model.": ""}
+
+
+def _wrapper_prefix(state_dict, targets):
+    """The prefix every key of ``state_dict`` has and whose removal makes the keys the model's, or None."""
+    keys = list(state_dict)
+    for prefix in _PREFIX_ORIGINS:
+        if keys and all(k.startswith(prefix) for k in keys if k != "meta"):
+            stripped = {k[len(prefix):] for k in keys if k != "meta"}
+            if stripped & set(targets):
+                return prefix
+    return None
 
 
 class Module:
@@ -337,17 +355,28 @@ class Module:
                        if tuple(value.shape) != tuple(targets[key].shape)]
         problems = []
         if wrong_shape:
-            problems.append("size mismatch for " + "; ".join(f"{key}: checkpoint has shape {theirs}, this model "
-                                                             f"has {ours}" for key, theirs, ours in wrong_shape))
+            problems.append(f"size mismatch ({len(wrong_shape)}): " + _shorten(
+                [f"{key}: checkpoint has shape {theirs}, this model has {ours}" for key, theirs, ours in wrong_shape],
+                limit=5, sep="; "))
         if strict and missing:
             problems.append(f"missing keys ({len(missing)}): {_shorten(missing)}")
         if strict and unexpected:
             problems.append(f"unexpected keys ({len(unexpected)}): {_shorten(unexpected)}")
+        if not strict and targets and not given:          # strict=False must never load nothing in silence
+            problems.append(f"none of the state_dict's {len(state_dict)} keys is a parameter or buffer of this "
+                            f"model, so strict=False would load nothing (the state_dict has "
+                            f"{_shorten(list(state_dict), 3) or 'no keys'}; the model has "
+                            f"{_shorten(list(targets), 3)})")
         if problems:
-            hint = ("check that the model was built with the same arguments (num_classes, in_channels, "
-                    "shortcut, stem) as the checkpoint")
-            if not wrong_shape:
-                hint += ", or pass strict=False to load only the matching keys"
+            prefix = _wrapper_prefix(state_dict, targets)
+            if prefix is not None:
+                hint = (f"every key of the state_dict starts with {prefix!r}{_PREFIX_ORIGINS.get(prefix, '')}; "
+                        f"strip it: {{k.removeprefix({prefix!r}): v for k, v in state_dict.items()}}")
+            else:
+                hint = ("check that the model was built with the same arguments (num_classes, in_channels, "
+                        "shortcut, stem) as the checkpoint")
+                if not wrong_shape and given:
+                    hint += ", or pass strict=False to load only the matching keys"
             raise StateDictMismatch(f"error(s) loading state_dict into {type(self).__name__}:\n  "
                                     + "\n  ".join(problems) + f"\n  ({hint})",
                                     missing if strict else [], unexpected if strict else [], wrong_shape)
@@ -361,8 +390,10 @@ class Module:
         save_npz(path, self.state_dict())
 
     def load(self, path, strict=True):
-        """Load weights saved by ``save`` (or converted by ``tinyresnet convert-torch``)."""
-        return self.load_state_dict(load_npz(path), strict=strict)
+        """Load weights saved by ``save``, converted by ``tinyresnet convert-torch``, or the model part
+        of a training checkpoint (``runs/.../best.npz``; ``training.load_trained_model`` also rebuilds
+        the model it was trained as)."""
+        return self.load_state_dict(load_weights(path), strict=strict)
 
     # ------------------------------------------------------------------ printing
     def extra_repr(self):

@@ -13,13 +13,15 @@ saving leaves the previous checkpoint intact):
 import json
 import os
 import shutil
+import zipfile
 
 import numpy as np
 
 from ..nn.module import StateDictMismatch
-from ..serialization import atomic_write, load_npz, save_npz
+from ..serialization import MODEL_PREFIX, atomic_write, load_npz, save_npz
 
 FORMAT = "tinyresnet-checkpoint-1"
+REQUIRED_META = ("config", "state", "model_info", "optimizer", "scheduler")
 
 
 def _pack(tree, prefix, arrays):
@@ -49,12 +51,24 @@ def _unpack(tree, arrays):
 
 def save_checkpoint(path, model_state, optimizer_state, scheduler_state, meta):
     """Write a checkpoint atomically; ``meta`` is any JSON-serialisable dict."""
-    arrays = {f"model/{k}": v for k, v in model_state.items()}
+    arrays = {MODEL_PREFIX + k: v for k, v in model_state.items()}
     packed = dict(meta, format=FORMAT,
                   optimizer=_pack(optimizer_state, "optimizer", arrays),
                   scheduler=_pack(scheduler_state, "scheduler", arrays))
     arrays["meta"] = np.array(json.dumps(packed))
     save_npz(path, arrays)
+
+
+def read_meta(path):
+    """A checkpoint's ``meta`` alone (config, state, model_info, ...), without reading its arrays."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            meta = json.loads(str(data["meta"]))
+        if meta.get("format") == FORMAT and all(key in meta for key in REQUIRED_META):
+            return meta
+    except (KeyError, OSError, ValueError, EOFError, zipfile.BadZipFile):
+        pass
+    return load_checkpoint(path)["meta"]              # the full read names what is wrong with the file
 
 
 def load_checkpoint(path):
@@ -74,7 +88,11 @@ def load_checkpoint(path):
         raise ValueError(f"{path}: the checkpoint's metadata is damaged: {e}") from e
     if meta.get("format") != FORMAT:
         raise ValueError(f"{path}: checkpoint format {meta.get('format')!r}, expected {FORMAT!r}")
-    model = {k[len("model/"):]: v for k, v in arrays.items() if k.startswith("model/")}
+    lacking = [key for key in REQUIRED_META if key not in meta]
+    if lacking:
+        raise ValueError(f"{path}: the checkpoint's metadata lacks {', '.join(lacking)}, so it cannot be resumed or "
+                         f"evaluated; its weights alone load with model.load({path!r})")
+    model = {k[len(MODEL_PREFIX):]: v for k, v in arrays.items() if k.startswith(MODEL_PREFIX)}
     return {"model": model,
             "optimizer": _unpack(meta.pop("optimizer"), arrays),
             "scheduler": _unpack(meta.pop("scheduler"), arrays),

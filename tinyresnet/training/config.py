@@ -2,12 +2,15 @@
 
 import dataclasses
 import json
+import math
 from dataclasses import dataclass
 
 SCHEDULES = ("cosine", "multistep", "constant")
 OPTIMIZERS = ("sgd", "adam")
 # what may differ when a run is resumed (everything else must match the saved config)
 RESUMABLE_CHANGES = ("epochs", "device", "out", "progress", "prefetch", "eval_batch_size")
+# settings that `tinyresnet train` has no option for (errors name them as the fields they are)
+NO_CLI_OPTION = ("warmup_factor", "eval_batch_size", "prefetch")
 
 
 @dataclass
@@ -45,11 +48,30 @@ class TrainConfig:
             raise ValueError(f"unknown schedule {self.schedule!r}; choose one of {', '.join(SCHEDULES)}")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"unknown optimizer {self.optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
-        if self.epochs < 1 or self.batch_size < 1:
-            raise ValueError(f"epochs and batch_size must be at least 1, got {self.epochs} and {self.batch_size}")
-        if not self.lr > 0:
-            raise ValueError(f"the learning rate must be positive, got {self.lr}")
+        if not (math.isfinite(self.lr) and self.lr > 0):
+            raise ValueError(f"--lr: the learning rate must be positive and finite, got {self.lr!r}")
+        for name in ("epochs", "batch_size", "eval_batch_size"):
+            self._check(name, getattr(self, name) >= 1, "must be at least 1")
+        self._check("subset", self.subset is None or self.subset >= 1,
+                    "must be at least 1 (the number of images to keep; leave it out to use them all)")
+        self._check("image_size", self.image_size is None or self.image_size >= 1,
+                    "must be at least 1 pixel (leave it out for the dataset's default)")
+        for name in ("warmup_steps", "prefetch"):
+            self._check(name, getattr(self, name) >= 0, "must be 0 or more")
+        for name in ("momentum", "weight_decay"):
+            self._check(name, math.isfinite(getattr(self, name)) and getattr(self, name) >= 0,
+                        "must be finite and 0 or more")
+        self._check("gamma", math.isfinite(self.gamma) and self.gamma > 0, "must be positive and finite")
+        self._check("warmup_factor", 0 < self.warmup_factor <= 1,
+                    "must be in (0, 1]: the warm-up starts at lr · warmup_factor")
         self.milestones = tuple(int(m) for m in self.milestones)
+        self._check("milestones", all(m >= 0 for m in self.milestones), "must be epoch numbers, 0 or more")
+
+    def _check(self, name, ok, rule):
+        """Raise ValueError naming the setting as ``tinyresnet train`` spells it, and its value, unless ``ok``."""
+        if not ok:
+            option = name if name in NO_CLI_OPTION else "--" + name.replace("_", "-")
+            raise ValueError(f"{option} {rule}, got {getattr(self, name)!r}")
 
     def to_dict(self):
         """The settings as saved in checkpoints and config.json (tuples become lists)."""

@@ -7,9 +7,12 @@ last.npz, best.npz, curves.png, config.json).
 
 ``fit(config, resume=True)`` continues from ``last.npz``. Every random choice is a function of
 (seed, epoch, batch) and the checkpoint holds everything else, so a resumed run's losses equal
-those of a run that was never stopped. The first Ctrl-C finishes the current step, saves
-``last.npz`` and returns (a second one quits at once); a NaN or infinite loss stops the run with
-``TrainingDiverged`` and leaves the last good checkpoint as it was.
+those of a run that was never stopped. The first Ctrl-C (or SIGTERM) finishes the current step,
+saves ``last.npz`` and returns (a second one quits at once). A run that diverges (a NaN or
+infinite loss, a loss 100× that of guessing, or a parameter or batch-norm statistic that is no
+longer finite) stops with ``TrainingDiverged`` naming the epoch, the step and the first tensor
+that went wrong; no checkpoint holding a non-finite value is ever written, so the last one on
+disk is the last good one.
 
 Building a ``Trainer`` changes no setting of the process; ``fit`` runs inside
 ``tiers.compute_settings()``, which sets what the fast kernels need for the run and puts it back.
@@ -18,6 +21,7 @@ Building a ``Trainer`` changes no setting of the process; ``fit`` runs inside
 import dataclasses
 import math
 import os
+import sys
 import time
 from dataclasses import dataclass
 
@@ -26,7 +30,7 @@ import numpy as np
 from .. import functional as F
 from .. import tiers
 from ..autograd import Tensor
-from ..backend import check_device
+from ..backend import check_device, get_array_module, to_numpy
 from ..data import DataLoader, get_dataset
 from ..data import transforms as T
 from ..optim import SGD, Adam, lr_scheduler
@@ -60,7 +64,24 @@ def train_step(model, optimizer, x, y):
 
 
 class TrainingDiverged(RuntimeError):
-    """The loss became NaN or infinite."""
+    """The loss became NaN, infinite or exploded, or a parameter or buffer stopped being finite."""
+
+
+def non_finite_tensors(model):
+    """Names of the model's parameters and buffers that hold a NaN or an infinity, in state_dict
+    order. One reduction per tensor, read back to the host in one transfer (one sync on a GPU)."""
+    entries = [(name, p.data) for name, p in model.named_parameters()] + list(model.named_buffers())
+    if not entries:
+        return []
+    xp = get_array_module(entries[0][1])
+    finite = to_numpy(xp.stack([xp.isfinite(a).all() for _, a in entries]))
+    return [name for (name, _), ok in zip(entries, finite) if not ok]
+
+
+def exploded(loss, num_classes):
+    """Whether a loss is not finite, or above 100× what guessing scores (ln of the class count):
+    far past anything a run that still learns reaches, even in its first steps."""
+    return not math.isfinite(loss) or loss > 100 * math.log(max(num_classes, 2))
 
 
 @dataclass
@@ -149,7 +170,10 @@ class Trainer:
         self.run_dir = config.out
         self.last_path = os.path.join(self.run_dir, "last.npz")
         self.best_path = os.path.join(self.run_dir, "best.npz")
-        checkpoint = prepare_run_folder(config, resume)         # None for a new run
+        notes = []                                              # what the folder check repaired
+        checkpoint = prepare_run_folder(config, resume, notes)  # None for a new run
+        for note in notes:
+            print(f"note: {note}", file=sys.stderr)
 
         self.train_set, self.test_set = build_datasets(config)
         shape = self.train_set.image_shape
@@ -182,9 +206,32 @@ class Trainer:
             init.default_generator().bit_generator.state = meta["rng"]["init_generator"]
         self.resumed = resume
 
+    def check_diverged(self, epoch, loss, lr):
+        """Raise ``TrainingDiverged`` after a step whose loss exploded or that left a parameter or a
+        batch-norm statistic non-finite, naming the epoch and step, the first bad tensor, and the
+        last checkpoint on disk (which ``save`` guarantees is finite)."""
+        bad = non_finite_tensors(self.model)
+        if not exploded(loss, self.train_set.num_classes) and not bad:
+            return
+        state, config = self.state, self.config
+        where = f"at epoch {epoch + 1}, step {state['step'] + 1} (learning rate {lr:g})"
+        if bad:
+            what = (f"{bad[0]} is no longer finite" + (f" (and {len(bad) - 1} more tensors)" if len(bad) > 1 else "")
+                    + f" {where}; the loss was {loss:g}")
+        else:
+            what = f"the loss became {loss:g} {where}"
+        kept = (f"the last checkpoint, {self.last_path} (epoch {state['epoch']}), is finite and kept"
+                if os.path.exists(self.last_path) else "no checkpoint had been saved yet")
+        raise TrainingDiverged(f"{what}: training diverged and stopped. Try a lower learning rate, e.g. "
+                               f"--lr {config.lr / 10:g}. {kept}")
+
     def save(self, path, interrupted=False):
-        """Write a checkpoint of the run as it is now (atomically)."""
+        """Write a checkpoint of the run as it is now (atomically); never one holding a NaN or inf."""
         from ..nn import init
+
+        bad = non_finite_tensors(self.model)
+        if bad:
+            raise TrainingDiverged(f"not saving {path}: {bad[0]} is not finite; the checkpoint on disk is kept")
 
         meta = {"config": self.config.to_dict(), "state": self.state, "model_info": self.model_info,
                 "interrupted": interrupted,
@@ -212,12 +259,7 @@ class Trainer:
             for x, y in batches:
                 lr = self.optimizer.param_groups[0]["lr"]
                 loss, correct = train_step(self.model, self.optimizer, x, y)
-                if not math.isfinite(loss):
-                    kept = (f"the last good checkpoint, from the end of epoch {epoch}, is kept: {self.last_path}"
-                            if os.path.exists(self.last_path) else "no checkpoint had been saved yet")
-                    raise TrainingDiverged(f"the loss became {loss} at epoch {epoch + 1}, step {state['step'] + 1} "
-                                           f"(learning rate {lr:g}); training stopped. Try a lower learning rate, "
-                                           f"e.g. --lr {config.lr / 10:g}. {kept}")
+                self.check_diverged(epoch, loss, lr)
                 self.scheduler.step_batch()
                 state["step"] += 1
                 state["loss_sum"] += loss * len(y)
@@ -254,9 +296,11 @@ class Trainer:
         if improved:
             state.update(best_accuracy=row["test_acc"], best_epoch=epoch + 1)
         self.log.append(row)
-        self.save(self.last_path)
-        if improved:
-            copy_atomically(self.last_path, self.best_path)
+        if improved:                  # best first: last.npz never names a best epoch that best.npz lacks
+            self.save(self.best_path)
+            copy_atomically(self.best_path, self.last_path)
+        else:
+            self.save(self.last_path)
         self.say(f"epoch {epoch + 1:>3}/{self.config.epochs}  train loss {row['train_loss']:.4f} "
                  f"acc {100 * row['train_acc']:5.1f}%  test loss {row['test_loss']:.4f} "
                  f"acc {100 * row['test_acc']:5.2f}%  lr {lr:.4g}  {row['images_per_s']:.0f} img/s  "
