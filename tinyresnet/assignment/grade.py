@@ -10,6 +10,7 @@ An exercise earns its points (exercises.py) only when all its cases pass.
 """
 
 import json
+import math
 from pathlib import Path
 
 from .checks import VISIBLE_CASES
@@ -22,6 +23,17 @@ _REFERENCE_CACHE = {}
 
 class GradingError(RuntimeError):
     """Grading cannot start: a bad selection of exercises, or no instructor's copy to grade with."""
+
+
+def _check_timeout(timeout):
+    """A time limit per exercise must be a positive, finite number of seconds (else every exercise would
+    time out at once, or none ever would)."""
+    try:
+        ok = math.isfinite(timeout) and timeout > 0
+    except TypeError:
+        ok = False
+    if not ok:
+        raise GradingError(f"timeout must be a positive, finite number of seconds per exercise, got {timeout!r}")
 
 
 def _instructor():
@@ -84,6 +96,7 @@ def grade(student_dir, exercises=None, timeout=60.0):
     passed, points, max_points, max_rel_error, where, message, cases), total_points, max_points,
     notes.
     """
+    _check_timeout(timeout)
     try:
         from .hidden import HIDDEN_CASES
     except ImportError:
@@ -141,6 +154,7 @@ def check(directory=".", exercises=None, timeout=60.0):
     Returns a report shaped like ``grade``'s, without points; an exercise that fails while one it
     builds on also fails says so.
     """
+    _check_timeout(timeout)
     root = locate_package(directory)
     regions = find_regions(root / "tinyresnet")
     manifest = root / "assignment.json"          # written by release: the exercises handed out

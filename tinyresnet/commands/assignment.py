@@ -8,8 +8,21 @@
 docs/teaching.md walks through a whole assignment.
 """
 
+import argparse
 import json
+import math
 import sys
+
+
+def seconds(text):
+    """An argparse ``type``: a time limit in seconds, positive and finite."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of seconds, got {text!r}") from None
+    if not (math.isfinite(value) and value > 0):
+        raise argparse.ArgumentTypeError(f"must be a positive, finite number of seconds, got {text}")
+    return value
 
 
 def add_arguments(parser):
@@ -27,7 +40,7 @@ def add_arguments(parser):
     chk.add_argument("dir", metavar="DIR", nargs="?", default=".",
                      help="the copy: the folder holding its tinyresnet package (default: the current folder)")
     chk.add_argument("--exercises", nargs="+", metavar="ID", help="only these exercises")
-    chk.add_argument("--timeout", type=float, default=60.0, metavar="S", help="seconds per exercise (default 60)")
+    chk.add_argument("--timeout", type=seconds, default=60.0, metavar="S", help="seconds per exercise (default 60)")
     chk.add_argument("--json", action="store_true", help="print the report as JSON")
 
     grd = actions.add_parser("grade", help="grade student copies (visible and hidden checks, in isolation)")
@@ -35,7 +48,7 @@ def add_arguments(parser):
                      help="a student's copy: the folder holding its tinyresnet package")
     grd.add_argument("--exercises", nargs="+", metavar="ID",
                      help="grade only these (pass the list you released; default: every marked exercise)")
-    grd.add_argument("--timeout", type=float, default=60.0, metavar="S", help="seconds per exercise (default 60)")
+    grd.add_argument("--timeout", type=seconds, default=60.0, metavar="S", help="seconds per exercise (default 60)")
     grd.add_argument("--json", action="store_true",
                      help="print the report as JSON (a list when several copies are graded)")
 

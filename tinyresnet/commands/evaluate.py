@@ -6,17 +6,29 @@ The test set is the one the run was trained against (its dataset and --data-dir,
 the checkpoint); the confusion matrix is printed and saved as a PNG beside the checkpoint.
 """
 
+import argparse
 import os
 import sys
 
 from ..backend import check_device
 
 
+def positive_int(text):
+    """An argparse ``type``: a whole number of at least 1."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
+    return value
+
+
 def add_arguments(parser):
     parser.add_argument("checkpoint", help="a checkpoint (best.npz, last.npz) or a run folder (uses its best.npz)")
     parser.add_argument("--data-dir", help="where the dataset lies now, if not where it was during training")
     parser.add_argument("--split", choices=("test", "train"), default="test", help="which split to measure")
-    parser.add_argument("--batch-size", type=int, default=500, help="images per forward pass (default 500)")
+    parser.add_argument("--batch-size", type=positive_int, default=500, help="images per forward pass (default 500)")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--model", help="build this architecture instead of the saved one (must fit the weights)")
     parser.add_argument("--out", help="where to save the confusion-matrix PNG (default: beside the checkpoint)")

@@ -4,7 +4,8 @@
 
 Each image is converted to what the model was trained on (greyscale or RGB, resized to its
 height × width, normalised with the training mean and std). The digits are light strokes on a
-dark background: pass --invert for dark ink on white paper.
+dark background: pass --invert for dark ink on white paper. Transparent pixels count as white paper,
+so a drawing on a transparent canvas is dark ink on white too.
 """
 
 import sys

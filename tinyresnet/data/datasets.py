@@ -12,7 +12,7 @@ import pickle
 
 import numpy as np
 
-from .images import is_image_file, read_image
+from .images import IMAGE_EXTENSIONS, is_image_file, read_image
 
 DIGITS_FILE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "digits.csv.gz")
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
@@ -77,7 +77,13 @@ class ArrayDataset:
         return ArrayDataset(self.images[indices], self.labels[indices], self.classes, name or self.name)
 
     def channel_stats(self, chunk=4096):
-        """Per-channel mean and standard deviation of the images in [0, 1] (for ``Normalize``)."""
+        """Per-channel mean and standard deviation of the images in [0, 1] (for ``Normalize``).
+
+        An empty dataset, or pixels that are NaN or infinite, raise ValueError: there is no mean to take.
+        """
+        if len(self) == 0:
+            raise ValueError(f"{self.name}: the dataset has no images, so it has no channel mean and std; "
+                             f"check the data folder and --subset")
         total = np.zeros(self.images.shape[1])
         total_sq = np.zeros(self.images.shape[1])
         for start in range(0, len(self), chunk):
@@ -88,6 +94,9 @@ class ArrayDataset:
         count = len(self) * self.images.shape[2] * self.images.shape[3]
         mean = total / count
         std = np.sqrt(np.maximum(total_sq / count - mean * mean, 0.0))
+        if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(std))):
+            raise ValueError(f"{self.name}: some pixel values are NaN or infinite (channel means {mean.tolist()}); "
+                             f"images must hold finite values in [0, 1]")
         return tuple(float(m) for m in mean), tuple(float(s) for s in std)
 
 
@@ -220,7 +229,8 @@ class ImageFolder(ArrayDataset):
 
     Class names are the subfolder names in sorted order. Every image is converted to ``channels``
     (3: RGB, 1: greyscale) and resized to ``image_size`` (an int or ``(H, W)``), then kept in
-    memory as uint8.
+    memory as uint8. A subfolder without images raises FileNotFoundError naming it (as torchvision's
+    ImageFolder does): it would be a class the model could never learn.
     """
 
     def __init__(self, root, image_size=32, channels=3):
@@ -228,18 +238,21 @@ class ImageFolder(ArrayDataset):
             raise FileNotFoundError(f"image folder {root!r} does not exist; give a folder with one "
                                     f"subfolder of images per class")
         classes = sorted(d for d in os.listdir(root) if os.path.isdir(os.path.join(root, d)))
+        files = {name: _image_files(os.path.join(root, name)) for name in classes}
+        if not any(files.values()):
+            raise ValueError(f"no images found in {root!r}: expected subfolders (one per class) holding "
+                             f"PNG or JPEG files, e.g. {os.path.join(root, 'cat', '001.png')}")
+        empty = [os.path.join(root, name) for name in classes if not files[name]]
+        if empty:   # a class with no images would still be an output of the model, never learnt
+            raise FileNotFoundError(f"{len(empty)} class folder(s) of {root!r} hold no images: {', '.join(empty)}. "
+                                    f"Each subfolder is a class; remove the empty ones or add images to them "
+                                    f"(files ending in {', '.join(IMAGE_EXTENSIONS)})")
         size = (image_size, image_size) if np.isscalar(image_size) else tuple(image_size)
         images, labels = [], []
         for k, name in enumerate(classes):
-            folder = os.path.join(root, name)
-            for file in sorted(os.listdir(folder)):
-                path = os.path.join(folder, file)
-                if os.path.isfile(path) and is_image_file(path):
-                    images.append(read_image(path, size, channels))
-                    labels.append(k)
-        if not images:
-            raise ValueError(f"no images found in {root!r}: expected subfolders (one per class) holding "
-                             f"PNG or JPEG files, e.g. {os.path.join(root, 'cat', '001.png')}")
+            for path in files[name]:
+                images.append(read_image(path, size, channels))
+                labels.append(k)
         super().__init__(np.stack(images), np.array(labels), classes, os.path.basename(os.path.normpath(root)))
         self.root = root
 
@@ -255,7 +268,18 @@ def load_image_folder(root, image_size=32, channels=3, test_fraction=0.2, split_
         return train, test
     full = ImageFolder(root, image_size, channels)
     train_idx, test_idx = stratified_split(full.labels, test_fraction, split_seed)
+    if len(test_idx) == 0:
+        needed = int(0.5 / test_fraction) + 1          # the fewest images per class that leave one for testing
+        raise ValueError(f"{root}: holding out {test_fraction:.0%} of each class leaves no test images "
+                         f"({len(full)} images in {full.num_classes} classes). Add images (at least {needed} "
+                         f"per class) or put the images in {train_dir} and {test_dir}")
     return full.subset(train_idx, full.name + "-train"), full.subset(test_idx, full.name + "-test")
+
+
+def _image_files(folder):
+    """The image files directly in ``folder``, sorted by name."""
+    paths = (os.path.join(folder, file) for file in sorted(os.listdir(folder)))
+    return [p for p in paths if os.path.isfile(p) and is_image_file(p)]
 
 
 # --------------------------------------------------------------------------- synthetic
@@ -282,7 +306,17 @@ DATASETS = ("digits", "cifar10", "imagefolder", "synthetic")
 
 def get_dataset(name, data_dir=None, image_size=None, channels=None):
     """``(train, test)`` for a dataset name: digits, cifar10 (from ``data_dir``), imagefolder
-    (``data_dir`` is the folder) or synthetic."""
+    (``data_dir`` is the folder) or synthetic. An empty training or test set raises ValueError."""
+    train, test = _load_by_name(name, data_dir, image_size, channels)
+    for split, dataset in (("training", train), ("test", test)):
+        if len(dataset) == 0:
+            where = f" from {data_dir!r}" if data_dir else ""
+            raise ValueError(f"the {name} dataset{where} has no {split} images ({dataset.name}); "
+                             f"check the files there")
+    return train, test
+
+
+def _load_by_name(name, data_dir, image_size, channels):
     if name == "digits":
         return load_digits()
     if name == "cifar10":
