@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 
-from tinyresnet import Tensor
+from tinyresnet import Tensor, models
 from tinyresnet import functional as F
+from tinyresnet.nn import AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Linear, MaxPool2d
 
 
 def zeros(*shape, dtype=np.float32):
@@ -202,3 +203,91 @@ def test_reshape_to_the_wrong_size_names_both():
 def test_pad_needs_pairs():
     with pytest.raises(ValueError, match=r"pad needs pairs \(before, after\) per dim, got \(1, 2, 3\)"):
         F.pad(zeros(1, 1, 2, 2), (1, 2, 3))
+
+
+# --------------------------------------------------------------------------- integer arguments
+@pytest.mark.parametrize("op", [
+    pytest.param(lambda x: F.conv2d(x, zeros(4, 3, 3, 3), padding=-1), id="conv2d"),
+    pytest.param(lambda x: F.conv2d(x, zeros(4, 3, 1, 1), padding=(0, -1)), id="conv2d-1x1"),
+    pytest.param(lambda x: Conv2d(3, 4, 3, padding=-1)(x), id="Conv2d"),
+    pytest.param(lambda x: F.max_pool2d(x, 3, 1, -1), id="max_pool2d"),
+    pytest.param(lambda x: MaxPool2d(3, 1, padding=-1)(x), id="MaxPool2d"),
+    pytest.param(lambda x: F.avg_pool2d(x, 3, 1, -1), id="avg_pool2d"),
+])
+def test_a_negative_padding_is_refused(op):
+    with pytest.raises(ValueError) as info:
+        op(zeros(1, 3, 8, 8))
+    message = str(info.value)
+    assert "padding must be at least 0, got" in message and "-1" in message and "slice" in message
+
+
+@pytest.mark.parametrize("groups", [2.0, 0, -1, True], ids=["float", "zero", "negative", "bool"])
+@pytest.mark.parametrize("where", ["F.conv2d", "Conv2d"])
+def test_groups_must_be_a_positive_int(groups, where):
+    with pytest.raises(ValueError) as info:
+        if where == "F.conv2d":
+            F.conv2d(zeros(1, 4, 8, 8), zeros(4, 2, 3, 3), groups=groups)
+        else:
+            Conv2d(4, 4, 3, groups=groups)
+    assert f"groups must be a whole number of at least 1, got {groups!r}" in str(info.value)
+
+
+@pytest.mark.parametrize("op", [
+    pytest.param(lambda x, i: F.conv2d(x, Tensor(np.ones((4, 3, 3, 3), np.float32)), stride=i(2), padding=i(1),
+                                       groups=i(1)), id="conv2d"),
+    pytest.param(lambda x, i: F.conv2d(x, Tensor(np.ones((4, 3, 1, 1), np.float32)), stride=(i(2), i(2))),
+                 id="conv2d-1x1"),
+    pytest.param(lambda x, i: F.max_pool2d(x, i(3), i(2), i(1)), id="max_pool2d"),
+    pytest.param(lambda x, i: F.avg_pool2d(x, (i(2), 2), i(2)), id="avg_pool2d"),
+    pytest.param(lambda x, i: F.adaptive_avg_pool2d(x, i(2)), id="adaptive_avg_pool2d"),
+])
+def test_numpy_integers_are_ints(op):
+    """``stride=np.int64(2)`` (as a shape computation or a config file gives it) means ``stride=2``."""
+    x = Tensor(np.random.default_rng(0).standard_normal((1, 3, 8, 8)).astype(np.float32))
+    np.testing.assert_array_equal(op(x, np.int64).data, op(x, int).data)
+    np.testing.assert_array_equal(op(x, np.int32).data, op(x, int).data)
+
+
+def test_a_layer_takes_numpy_integers_and_keeps_python_ints():
+    conv = Conv2d(np.int64(3), np.int64(4), np.int64(3), stride=np.int64(2), padding=np.int32(1), groups=np.int64(1))
+    assert conv.stride == (2, 2) and type(conv.stride[0]) is int and type(conv.in_channels) is int
+    assert conv(zeros(1, 3, 8, 8)).shape == (1, 4, 4, 4)
+    assert Linear(np.int64(3), np.int16(2)).weight.shape == (2, 3)
+
+
+@pytest.mark.parametrize("op", [
+    pytest.param(lambda x: F.conv2d(x, zeros(4, 3, 3, 3), stride=True), id="conv2d"),
+    pytest.param(lambda x: F.conv2d(x, zeros(4, 3, 1, 1), stride=(1, True)), id="conv2d-1x1"),
+    pytest.param(lambda x: Conv2d(3, 4, 3, stride=True), id="Conv2d"),
+    pytest.param(lambda x: F.max_pool2d(x, 2, True), id="max_pool2d"),
+])
+def test_a_bool_stride_is_refused(op):
+    with pytest.raises(TypeError, match=r"stride must be an int or a pair of ints, got (True|\(1, True\))"):
+        op(zeros(1, 3, 8, 8))
+
+
+@pytest.mark.parametrize("build, text", [
+    (lambda: Conv2d(3, 0, 3), "Conv2d: out_channels must be a whole number of at least 1, got 0"),
+    (lambda: Conv2d(-1, 4, 3), "Conv2d: in_channels must be a whole number of at least 1, got -1"),
+    (lambda: Conv2d(3, 4, 0), "Conv2d: kernel_size must be at least 1, got 0"),
+    (lambda: Conv2d(3, 4, 3, stride=(1, 0)), "Conv2d: stride must be at least 1, got (1, 0)"),
+    (lambda: Linear(-1, 3), "Linear: in_features must be a whole number of at least 1, got -1"),
+    (lambda: Linear(3, 0), "Linear: out_features must be a whole number of at least 1, got 0"),
+    (lambda: Linear(2.5, 3), "Linear: in_features must be a whole number of at least 1, got 2.5 (a float)"),
+    (lambda: BatchNorm2d(0), "BatchNorm2d: num_features must be a whole number of at least 1, got 0"),
+    (lambda: MaxPool2d(0), "MaxPool2d: kernel_size must be at least 1, got 0"),
+    (lambda: AdaptiveAvgPool2d((1, 0)), "AdaptiveAvgPool2d: output_size must be at least 1, got (1, 0)"),
+    (lambda: models.resnet20(num_classes=-3), "ResNet: num_classes must be a whole number of at least 1, got -3"),
+    (lambda: models.get_model("resnet18", num_classes=0), "ResNet: num_classes must be a whole number of at least 1"),
+    (lambda: models.resnet20(in_channels=0), "ResNet: in_channels must be a whole number of at least 1, got 0"),
+    (lambda: models.ResNet(models.BasicBlock, [2, 0, 2, 2]), "ResNet: layers[1] (blocks in stage 2) must be"),
+    (lambda: models.cifar_resnet(20.0), "cifar_resnet: depth must be a whole number of at least 1, got 20.0"),
+    (lambda: models.wide_resnet28_10(num_classes=-3), "WideResNet: num_classes must be a whole number of at least 1"),
+    (lambda: models.densenet121(num_classes=-3), "DenseNet: num_classes must be a whole number of at least 1"),
+], ids=["conv-out", "conv-in", "conv-kernel", "conv-stride", "linear-in", "linear-out", "linear-float", "batch-norm",
+        "max-pool", "adaptive-pool", "resnet20-classes", "resnet18-classes", "resnet-in", "resnet-layers",
+        "cifar-depth", "wide-classes", "densenet-classes"])
+def test_sizes_of_layers_and_models_must_be_positive_ints(build, text):
+    with pytest.raises(ValueError) as info:
+        build()
+    assert text in str(info.value)

@@ -213,7 +213,7 @@ import tinyresnet.models, tinyresnet.optim, tinyresnet.training
 
 model = tinyresnet.models.resnet20(num_classes=10).to("cpu")
 optimizer = tinyresnet.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
-F.cross_entropy(model(Tensor(rng.standard_normal((2, 3, 8, 8)))), np.array([1, 2])).backward()
+F.cross_entropy(model(Tensor(rng.standard_normal((2, 3, 8, 8), dtype=np.float32))), np.array([1, 2])).backward()
 optimizer.step()
 report = {"attempts_on_cpu": list(BlockCupy.attempts), "in_modules": "cupy" in sys.modules,
           "grad_ok": x.grad is not None and w.grad is not None}

@@ -102,7 +102,7 @@ def test_plain_nets_have_no_skips_and_the_same_weights_as_resnets():
 
 
 def test_plain_and_residual_blocks_differ_exactly_by_the_skip(rng):
-    x = rng.standard_normal((2, 8, 6, 6))
+    x = rng.standard_normal((2, 8, 6, 6), dtype=np.float32)
     init.manual_seed(1)
     res = models.BasicBlock(8, 8).eval()
     init.manual_seed(1)

@@ -50,14 +50,20 @@ def test_the_environment_variable_chooses_the_tier_at_start_up():
     assert bad.returncode != 0 and "TINYRESNET_KERNELS" in bad.stderr and "'turbo'" in bad.stderr
 
 
+def _then_float64(transform):
+    return lambda x, rng=None: transform(x, rng=rng).astype(np.float64)
+
+
 def _train(tier, out, epochs, float64):
     """ResNet-20 on the digits (the default run) on one tier: the loss of every step, the history and the weights."""
     from tinyresnet.training import TrainConfig, Trainer
     losses = []
     with tinyresnet.use_kernels(tier):
         trainer = Trainer(TrainConfig(epochs=epochs, out=str(out / tier), progress=False))
-        if float64:
+        if float64:                      # the model and its batches in float64 (one dtype per layer)
             trainer.model.double()
+            for loader in (trainer.train_loader, trainer.test_loader):
+                loader.transform = _then_float64(loader.transform)
         result = trainer.fit(on_step=lambda epoch, step, loss: losses.append(loss))
     return np.array(losses), result.history, trainer.model.state_dict()
 

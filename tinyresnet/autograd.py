@@ -8,6 +8,7 @@ tensor that fed several consumers (the skip connection uses ``x`` twice).
 """
 
 import contextlib
+import numbers
 import os
 import sys
 import weakref
@@ -57,6 +58,10 @@ class Function:
     running statistics) are given to ``__init__``. ``self.needs_input_grad`` tells backward
     which gradients are wanted, so it can skip work; forward may read it too (all False under
     ``no_grad``: nothing needs saving for a backward that will not come).
+
+    A recorded function also notes each input's version (``Tensor._version``, the count of in-place
+    changes to its data); backward refuses to run if one has changed since, because what forward
+    saved would no longer match the data (``check_versions``).
     """
 
     def __call__(self, *inputs):
@@ -68,9 +73,22 @@ class Function:
             out.requires_grad = True
             out.creator = self
             self.inputs = tensors
+            self.input_versions = [t._versions[0] for t in tensors]
             self.output_ref = weakref.ref(out)
             self.created_at = _user_frame()
         return out
+
+    def check_versions(self):
+        """Fail, naming this op and the input, if an input was changed in place after forward saved it."""
+        for i, (x, version) in enumerate(zip(self.inputs, self.input_versions)):
+            if x._versions[0] != version:
+                where = f" (created at {self.created_at})" if self.created_at else ""
+                raise RuntimeError(
+                    f"input {i} of {self.name}{where}, a tensor of shape {x.shape}, was modified in place "
+                    f"after the forward pass: it is at version {x._versions[0]}, but the forward pass saw "
+                    f"version {version}, so the gradient would be computed from the wrong values. Call "
+                    f"backward() before optimizer.step() (or before changing the tensor), or run the "
+                    f"forward pass again")
 
     def forward(self, *arrays):
         raise NotImplementedError
@@ -95,15 +113,18 @@ class BackwardError(RuntimeError):
 class Tensor:
     """An n-dimensional array that can record the operations applied to it.
 
-    Attributes: ``data`` (the ndarray), ``grad`` (an ndarray of the same shape after
-    ``backward()``, or None), ``requires_grad``, ``creator`` (the Function that made it).
+    Attributes: ``data`` (the ndarray), ``grad`` (an ndarray of the same shape and dtype after
+    ``backward()``, or None), ``requires_grad``, ``creator`` (the Function that made it), and
+    ``_version``: how many times the data was changed in place, as ``p.data -= lr * g`` in the
+    optimizers does (see ``data``).
     """
 
     __array_priority__ = 1000  # so ndarray <op> Tensor defers to Tensor's reflected operator
 
     def __init__(self, data, requires_grad=False, dtype=None, device=None):
-        if isinstance(data, Tensor):
-            data = data.data
+        source = data if isinstance(data, Tensor) else None
+        if source is not None:
+            data = source.data
         is_array = hasattr(data, "dtype") and hasattr(data, "shape")
         data = data if is_array else np.asarray(data)
         if dtype is not None:
@@ -114,7 +135,9 @@ class Tensor:
             raise TypeError("Tensor data has dtype object; pass a numeric array (float32 or float64)")
         if device is not None:
             data = to_device(data, device)
-        self.data = data
+        self._data = data
+        # [count of in-place changes], one list shared by the tensors that share this array (detach, Tensor(t))
+        self._versions = source._versions if source is not None and source.data is data else [0]
         self.grad = None
         self.creator = None
         self._retain_grad = False
@@ -123,6 +146,23 @@ class Tensor:
             self.requires_grad_(True)
 
     # ------------------------------------------------------------------ properties
+    @property
+    def data(self):
+        """The ndarray. ``t.data -= x`` (an in-place change: the same array assigned back) counts one
+        more version; assigning a different array does not (what backward saved is the old one)."""
+        return self._data
+
+    @data.setter
+    def data(self, array):
+        if array is self._data:
+            self._versions[0] += 1
+        self._data = array
+
+    @property
+    def _version(self):
+        """How many times this tensor's data has been changed in place (PyTorch's ``_version``)."""
+        return self._versions[0]
+
     @property
     def shape(self):
         return tuple(self.data.shape)
@@ -149,6 +189,13 @@ class Tensor:
 
     def __len__(self):
         return len(self.data)
+
+    def __bool__(self):
+        if self.size != 1:
+            raise RuntimeError(f"the truth value of a tensor of shape {self.shape} ({self.size} elements) is "
+                               f"ambiguous; use .item() on a one-element tensor, or .numpy().any() or "
+                               f".numpy().all() to ask about every element")
+        return bool(self.data)
 
     def __repr__(self):
         body = repr(to_numpy(self.data)).replace("array(", "tensor(", 1)
@@ -180,8 +227,8 @@ class Tensor:
         self.grad = None
 
     def detach(self):
-        """A tensor sharing this data, cut from the graph."""
-        return Tensor(self.data)
+        """A tensor sharing this data (and its version count), cut from the graph."""
+        return Tensor(self)
 
     def numpy(self):
         """The data as a NumPy array (copied from the GPU when needed)."""
@@ -225,6 +272,8 @@ class Tensor:
                                    f"it first (for example .sum() or .mean())")
             grad = xp.ones_like(self.data)
         grad = grad.data if isinstance(grad, Tensor) else xp.asarray(grad, dtype=self.dtype)
+        if grad.dtype != self.dtype:
+            grad = grad.astype(self.dtype)        # a gradient has its tensor's dtype, as in PyTorch
         if tuple(grad.shape) != self.shape:
             raise ValueError(f"backward(grad=...) got shape {tuple(grad.shape)} for a tensor of "
                              f"shape {self.shape}")
@@ -246,10 +295,13 @@ class Tensor:
             out, dout = entry
             if out._retain_grad:
                 out._accumulate(dout)
+            fn.check_versions()
             input_grads = _call_backward(fn, dout)
             for x, g in zip(fn.inputs, input_grads):
                 if g is None or not x.requires_grad:
                     continue
+                if g.dtype != x.dtype:
+                    g = g.astype(x.dtype)     # float32 x · float64 y is float64; x's gradient stays float32
                 if x.creator is None:
                     x._accumulate(g)
                 elif id(x) in pending:
@@ -263,38 +315,43 @@ class Tensor:
         if tuple(g.shape) != self.shape:
             raise RuntimeError(f"internal error: gradient of shape {tuple(g.shape)} for a tensor "
                                f"of shape {self.shape}")
+        if g.dtype != self.dtype:
+            g = g.astype(self.dtype)
         self.grad = g if self.grad is None else self.grad + g
+        if self.grad.dtype != self.dtype:     # a .grad set by hand in another dtype
+            self.grad = self.grad.astype(self.dtype)
 
     # ------------------------------------------------------------------ operators
+    # Both operands first take the dtype PyTorch gives the result (``_operands``).
     def __add__(self, other):
-        return _ops.AddFunction()(self, _lift(other, self))
+        return _ops.AddFunction()(*_operands(self, other))
 
     def __radd__(self, other):
-        return _ops.AddFunction()(_lift(other, self), self)
+        return _ops.AddFunction()(*_operands(self, other, reflected=True))
 
     def __sub__(self, other):
-        return _ops.SubFunction()(self, _lift(other, self))
+        return _ops.SubFunction()(*_operands(self, other))
 
     def __rsub__(self, other):
-        return _ops.SubFunction()(_lift(other, self), self)
+        return _ops.SubFunction()(*_operands(self, other, reflected=True))
 
     def __mul__(self, other):
-        return _ops.MulFunction()(self, _lift(other, self))
+        return _ops.MulFunction()(*_operands(self, other))
 
     def __rmul__(self, other):
-        return _ops.MulFunction()(_lift(other, self), self)
+        return _ops.MulFunction()(*_operands(self, other, reflected=True))
 
     def __truediv__(self, other):
-        return _ops.DivFunction()(self, _lift(other, self))
+        return _ops.DivFunction()(*_operands(self, other, divide=True))
 
     def __rtruediv__(self, other):
-        return _ops.DivFunction()(_lift(other, self), self)
+        return _ops.DivFunction()(*_operands(self, other, reflected=True, divide=True))
 
     def __matmul__(self, other):
-        return _ops.MatMulFunction()(self, _lift(other, self))
+        return _ops.MatMulFunction()(*_operands(self, other))
 
     def __rmatmul__(self, other):
-        return _ops.MatMulFunction()(_lift(other, self), self)
+        return _ops.MatMulFunction()(*_operands(self, other, reflected=True))
 
     def __neg__(self):
         return _ops.NegFunction()(self)
@@ -302,7 +359,11 @@ class Tensor:
     def __pow__(self, exponent):
         if isinstance(exponent, Tensor) or np.ndim(exponent) != 0:
             raise TypeError("only a scalar exponent is supported: x ** 2.0")
-        return _ops.PowFunction(float(exponent))(self)
+        if self.dtype.kind == "f":
+            return _ops.PowFunction(float(exponent))(self)
+        if isinstance(exponent, numbers.Integral) and not isinstance(exponent, bool):
+            return _ops.PowFunction(int(exponent))(self)                  # integer ** int stays integer
+        return _ops.PowFunction(float(exponent))(_cast(self, DEFAULT_FLOAT))   # integer ** float is float32
 
     def __getitem__(self, index):
         return _ops.GetItemFunction(index)(self)
@@ -319,7 +380,8 @@ class Tensor:
         """Merge dims ``start_dim..end_dim`` into one, as ``torch.flatten``."""
         nd = self.ndim
         start, end = start_dim % nd if nd else 0, end_dim % nd if nd else 0
-        shape = self.shape[:start] + (-1,) + self.shape[end + 1:]
+        merged = int(np.prod(self.shape[start:end + 1]))     # not -1: an empty batch has no size to infer
+        shape = self.shape[:start] + (merged,) + self.shape[end + 1:]
         return self.reshape(shape)
 
     def transpose(self, *axes):
@@ -357,12 +419,47 @@ class Tensor:
         return _ops.LogFunction()(self)
 
 
-def _lift(value, like):
-    """A Python scalar or array as a Tensor with the dtype and device of ``like``."""
-    if isinstance(value, Tensor):
-        return value
-    xp = get_array_module(like.data)
-    return Tensor(xp.asarray(value, dtype=like.dtype))
+DEFAULT_FLOAT = np.float32          # the dtype of a Python float in a tensor, as PyTorch's default dtype
+_KIND_RANK = {"b": 0, "u": 1, "i": 1, "f": 2, "c": 3}   # bool < integer < floating point < complex
+_DEFAULT_OF_KIND = {"b": np.bool_, "u": np.int64, "i": np.int64, "f": DEFAULT_FLOAT, "c": np.complex64}
+
+
+def _operands(tensor, other, reflected=False, divide=False):
+    """``tensor`` and ``other`` as two Tensors whose arithmetic gives PyTorch's result dtype.
+
+    PyTorch's promotion, by kind (bool < integer < floating point):
+    - ``other`` not a Tensor (a Python number, a list, an array) takes ``tensor``'s dtype, unless it is
+      of a higher kind; then both take that kind's default: ``uint8 image * (1/255)`` is float32, as a
+      Python float is (not uint8, which would round every pixel to 0), and ``int64 + 0.5`` is float32.
+    - Two tensors of different kinds: the lower-kind one takes the other's dtype (int64 + float32 is
+      float32). Of the same kind NumPy promotes, as PyTorch does (float32 + float64 is float64).
+    - True division of two integer (or bool) operands is float32.
+    Only integer and bool tensors are ever converted, and they never require grad, so nothing is
+    lost from the graph. ``reflected`` (``2.0 - x``) puts ``other`` first.
+    """
+    xp = get_array_module(tensor.data)
+    if not isinstance(other, Tensor):
+        kind = xp.asarray(other).dtype.kind
+        if kind not in _KIND_RANK:
+            raise TypeError(f"cannot do arithmetic between a tensor and {type(other).__name__} {other!r}; "
+                            f"use a number, an array of numbers or a Tensor")
+        target = tensor.dtype if _KIND_RANK[kind] <= _KIND_RANK[tensor.dtype.kind] else _DEFAULT_OF_KIND[kind]
+        other = Tensor(xp.asarray(other, dtype=target))     # an int too large for the dtype fails here
+    target = max(tensor.dtype, other.dtype, key=lambda d: _KIND_RANK[d.kind])   # the higher kind's dtype
+    if divide and target.kind != "f":
+        target = np.dtype(DEFAULT_FLOAT)
+    a, b = _cast_to_kind(tensor, target), _cast_to_kind(other, target)
+    return (b, a) if reflected else (a, b)
+
+
+def _cast_to_kind(t, dtype):
+    """``t`` as ``dtype`` if it is of a lower kind (an integer tensor meeting a float), else ``t`` itself."""
+    return _cast(t, dtype) if _KIND_RANK[t.dtype.kind] < _KIND_RANK[np.dtype(dtype).kind] else t
+
+
+def _cast(t, dtype):
+    """A new tensor of ``t``'s values in ``dtype``, outside the graph (for integer tensors, which have no gradient)."""
+    return Tensor(t.data.astype(dtype))
 
 
 def _topological_order(root_fn):

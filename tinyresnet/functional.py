@@ -8,7 +8,7 @@ from .autograd import Tensor
 from .backend import get_array_module
 from .ops.activation import LogSoftmaxFunction, ReLUFunction, SoftmaxFunction
 from .ops.basic import AddFunction
-from .ops.checks import pair
+from .ops.checks import pair, whole_number
 from .ops.conv import Conv1x1Function, Conv2dFunction
 from .ops.linear import CrossEntropyFunction, LinearFunction
 from .ops.norm import BatchNorm2dFunction
@@ -22,9 +22,22 @@ def _args(*tensors):
     return [t for t in tensors if t is not None]
 
 
+def _conv_arguments(stride, padding, groups):
+    """stride ≥ 1 and padding ≥ 0 as pairs of ints, groups a whole number ≥ 1 (NumPy integers welcome)."""
+    return (pair(stride, "stride", 1, "conv2d"), pair(padding, "padding", 0, "conv2d"),
+            whole_number(groups, "groups", "conv2d"))
+
+
+def _pool_arguments(kernel_size, stride, padding, op):
+    """The kernel and stride (the kernel's when None) as pairs ≥ 1, the padding as a pair ≥ 0."""
+    kernel = pair(kernel_size, "kernel_size", 1, op)
+    stride = kernel if stride is None else pair(stride, "stride", 1, op)
+    return kernel, stride, pair(padding, "padding", 0, op)
+
+
 def conv2d(input, weight, bias=None, stride=1, padding=0, groups=1):
     """2-D convolution. A 1×1 kernel with no padding and one group takes the single-matmul path."""
-    stride, padding = pair(stride, "stride"), pair(padding, "padding")
+    stride, padding, groups = _conv_arguments(stride, padding, groups)
     w = weight.data if isinstance(weight, Tensor) else weight
     if tuple(w.shape[2:]) == (1, 1) and padding == (0, 0) and groups == 1:
         return implementation(Conv1x1Function)(stride)(*_args(input, weight, bias))
@@ -34,7 +47,7 @@ def conv2d(input, weight, bias=None, stride=1, padding=0, groups=1):
 def conv2d_im2col(input, weight, bias=None, stride=1, padding=0, groups=1):
     """conv2d always by im2col, even for 1×1 kernels (a reference for the 1×1 path)."""
     conv = implementation(Conv2dFunction)
-    return conv(pair(stride, "stride"), pair(padding, "padding"), groups)(*_args(input, weight, bias))
+    return conv(*_conv_arguments(stride, padding, groups))(*_args(input, weight, bias))
 
 
 def batch_norm(input, running_mean, running_var, weight=None, bias=None, training=False,
@@ -53,19 +66,15 @@ def relu(input):
 
 
 def max_pool2d(input, kernel_size, stride=None, padding=0):
-    kernel = pair(kernel_size, "kernel_size")
-    stride = kernel if stride is None else pair(stride, "stride")
-    return implementation(MaxPool2dFunction)(kernel, stride, pair(padding, "padding"))(input)
+    return implementation(MaxPool2dFunction)(*_pool_arguments(kernel_size, stride, padding, "max_pool2d"))(input)
 
 
 def avg_pool2d(input, kernel_size, stride=None, padding=0):
-    kernel = pair(kernel_size, "kernel_size")
-    stride = kernel if stride is None else pair(stride, "stride")
-    return AvgPool2dFunction(kernel, stride, pair(padding, "padding"))(input)
+    return AvgPool2dFunction(*_pool_arguments(kernel_size, stride, padding, "avg_pool2d"))(input)
 
 
 def adaptive_avg_pool2d(input, output_size):
-    return AdaptiveAvgPool2dFunction(pair(output_size, "output_size"))(input)
+    return AdaptiveAvgPool2dFunction(pair(output_size, "output_size", 1, "adaptive_avg_pool2d"))(input)
 
 
 def linear(input, weight, bias=None):

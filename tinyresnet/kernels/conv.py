@@ -67,15 +67,17 @@ def pad_hw(x, ph, pw, value=0):
 
 def batch_chunks(n, rows_per_image):
     """Slices of a batch of ``n`` images with about ROWS_PER_CHUNK im2col rows each (one image at least),
-    and at least one slice per compute thread (``kernels.num_threads``)."""
+    and at least one slice per compute thread (``kernels.num_threads``). An empty batch is one empty
+    slice, so that the products still run (and give a zero weight gradient), as in PyTorch."""
     step = max(1, min(ROWS_PER_CHUNK // rows_per_image, -(-n // get_num_threads())))
-    return [slice(start, min(start + step, n)) for start in range(0, n, step)]
+    return [slice(start, min(start + step, n)) for start in range(0, n, step)] or [slice(0, 0)]
 
 
 def row_blocks(n_rows):
-    """``n_rows`` rows cut into one contiguous block per compute thread (``kernels.num_threads``)."""
-    step = -(-n_rows // get_num_threads())
-    return [slice(start, min(start + step, n_rows)) for start in range(0, n_rows, step)]
+    """``n_rows`` rows cut into one contiguous block per compute thread (``kernels.num_threads``);
+    no rows (an empty batch) is one empty block."""
+    step = max(1, -(-n_rows // get_num_threads()))
+    return [slice(start, min(start + step, n_rows)) for start in range(0, n_rows, step)] or [slice(0, 0)]
 
 
 class FastConv2dFunction(Conv2dFunction):

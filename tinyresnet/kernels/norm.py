@@ -1,7 +1,7 @@
 """Fast batch norm: the plain tier's ``BatchNorm2dFunction`` (``tinyresnet.ops.norm``) with fewer memory passes."""
 
 from ..backend import get_array_module
-from ..ops.norm import BatchNorm2dFunction, check_batch_norm, update_running_stats
+from ..ops.norm import BatchNorm2dFunction, check_batch_norm, check_training_batch, update_running_stats
 
 
 def channel_dot(a, b):
@@ -25,7 +25,6 @@ class FastBatchNorm2dFunction(BatchNorm2dFunction):
     def forward(self, x, weight=None, bias=None):
         check_batch_norm(x, weight, bias, self.running_mean, self.running_var)
         xp = get_array_module(x)
-        N, C, H, W = x.shape
         self.weight, self.has_bias = weight, bias is not None
         if not self.training:
             if self.running_mean is None:
@@ -37,10 +36,7 @@ class FastBatchNorm2dFunction(BatchNorm2dFunction):
             out = x * scale[:, None, None]
             out += shift[:, None, None]
             return out
-        n = N * H * W
-        if n < 2:
-            raise ValueError(f"batch_norm in training mode needs more than one value per channel, "
-                             f"got input shape {tuple(x.shape)}; use a batch of 2 or more, or eval mode")
+        n = check_training_batch(x)
         mean = x.mean(axis=(0, 2, 3))                                      # (C,)
         xhat = x - mean[:, None, None]                                     # (N, C, H, W): x − μ
         var = channel_dot(xhat, xhat) / n                                  # (C,) biased, to normalise

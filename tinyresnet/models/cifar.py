@@ -6,6 +6,7 @@ A 3×3 conv with 16 filters, then three stages of n BasicBlocks with 16, 32 and 
 twins. n = 3, 5, 7, 9, 18 gives 20, 32, 44, 56 and 110 layers.
 """
 
+from ..ops.checks import whole_number
 from .blocks import BasicBlock, PlainBlock
 from .registry import register_model
 from .resnet import ResNet
@@ -18,6 +19,7 @@ def cifar_resnet(depth, num_classes=10, in_channels=3, plain=False, **kwargs):
 
     Keyword arguments go to ``ResNet`` (shortcut="A" by default; "B" and "C" for the paper's comparison).
     """
+    depth = whole_number(depth, "depth", "cifar_resnet")
     if depth < 8 or (depth - 2) % 6:
         raise ValueError(f"a CIFAR ResNet has 6n + 2 layers (20, 32, 44, 56, 110, ...), got depth={depth}")
     n = (depth - 2) // 6

@@ -16,6 +16,7 @@ from collections import OrderedDict
 from .. import functional as F
 from ..nn import AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Identity, Linear, MaxPool2d, Module, ReLU, Sequential, init
 from ..nn.layers import check_channels
+from ..ops.checks import whole_number
 from .blocks import he_init_
 from .registry import register_model
 
@@ -91,6 +92,12 @@ class DenseNet(Module):
         if stem not in ("imagenet", "cifar"):
             raise ValueError(f"unknown stem {stem!r}: use 'imagenet' (7×7 stride-2 conv + max-pool) or "
                              f"'cifar' (3×3 stride-1 conv, no max-pool)")
+        growth_rate = whole_number(growth_rate, "growth_rate", "DenseNet")
+        num_init_features = whole_number(num_init_features, "num_init_features", "DenseNet")
+        bn_size = whole_number(bn_size, "bn_size", "DenseNet")
+        num_classes = whole_number(num_classes, "num_classes", "DenseNet")
+        in_channels = whole_number(in_channels, "in_channels", "DenseNet")
+        block_config = [whole_number(n, f"block_config[{i}]", "DenseNet") for i, n in enumerate(block_config)]
         self.in_channels, self.num_classes = in_channels, num_classes
         if stem == "imagenet":
             conv0 = Conv2d(in_channels, num_init_features, 7, stride=2, padding=3, bias=False)

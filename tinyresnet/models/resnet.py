@@ -12,6 +12,7 @@ layer2.0.downsample.0.weight, fc.bias, ... (and bn*.num_batches_tracked, as torc
 from .. import functional as F
 from ..nn import AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Identity, Linear, MaxPool2d, Module, ReLU, Sequential, init
 from ..nn.layers import check_channels
+from ..ops.checks import whole_number
 from .blocks import BasicBlock, Bottleneck, he_init_, make_shortcut
 from .registry import register_model
 
@@ -43,6 +44,12 @@ class ResNet(Module):
                              f"'cifar' (3×3 stride-1 conv, no max-pool)")
         if len(layers) != len(widths):
             raise ValueError(f"layers {list(layers)} and widths {list(widths)} must have one entry per stage")
+        num_classes = whole_number(num_classes, "num_classes", "ResNet")
+        in_channels = whole_number(in_channels, "in_channels", "ResNet")
+        groups = whole_number(groups, "groups", "ResNet")
+        width_per_group = whole_number(width_per_group, "width_per_group", "ResNet")
+        layers = [whole_number(n, f"layers[{i}] (blocks in stage {i + 1})", "ResNet") for i, n in enumerate(layers)]
+        widths = [whole_number(w, f"widths[{i}]", "ResNet") for i, w in enumerate(widths)]
         self.in_channels, self.num_classes, self.shortcut = in_channels, num_classes, shortcut
         self.groups, self.base_width = groups, width_per_group
         self.inplanes = widths[0]

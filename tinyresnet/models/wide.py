@@ -14,6 +14,7 @@ between the convolutions (an option in the paper) is not included.
 from .. import functional as F
 from ..nn import AdaptiveAvgPool2d, BatchNorm2d, Linear, Module, ReLU, Sequential, init
 from ..nn.layers import check_channels
+from ..ops.checks import whole_number
 from .blocks import conv1x1, conv3x3, he_init_
 from .registry import register_model
 
@@ -52,6 +53,10 @@ class WideResNet(Module):
 
     def __init__(self, depth=28, widen_factor=10, num_classes=10, in_channels=3):
         super().__init__()
+        depth = whole_number(depth, "depth", "WideResNet")
+        widen_factor = whole_number(widen_factor, "widen_factor", "WideResNet")
+        num_classes = whole_number(num_classes, "num_classes", "WideResNet")
+        in_channels = whole_number(in_channels, "in_channels", "WideResNet")
         if depth < 10 or (depth - 4) % 6:
             raise ValueError(f"a Wide ResNet has 6n + 4 layers (16, 22, 28, 40, ...), got depth={depth}")
         n = (depth - 4) // 6

@@ -6,7 +6,7 @@ import numpy as np
 
 from .. import functional as F
 from ..autograd import Tensor
-from ..ops.checks import pair
+from ..ops.checks import pair, whole_number
 from . import init
 from .module import Module, Parameter
 
@@ -38,12 +38,15 @@ class Conv2d(Module):
 
     def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, groups=1, bias=True):
         super().__init__()
+        in_channels = whole_number(in_channels, "in_channels", "Conv2d")
+        out_channels = whole_number(out_channels, "out_channels", "Conv2d")
+        groups = whole_number(groups, "groups", "Conv2d")
         if in_channels % groups or out_channels % groups:
             raise ValueError(f"Conv2d: groups={groups} must divide in_channels={in_channels} and "
                              f"out_channels={out_channels}")
         self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
-        self.kernel_size = pair(kernel_size, "kernel_size")
-        self.stride, self.padding = pair(stride, "stride"), pair(padding, "padding")
+        self.kernel_size = pair(kernel_size, "kernel_size", 1, "Conv2d")
+        self.stride, self.padding = pair(stride, "stride", 1, "Conv2d"), pair(padding, "padding", 0, "Conv2d")
         kh, kw = self.kernel_size
         self.weight = Parameter(np.empty((out_channels, in_channels // groups, kh, kw), dtype=np.float32))
         self.bias = Parameter(np.empty(out_channels, dtype=np.float32)) if bias else None
@@ -80,6 +83,7 @@ class BatchNorm2d(Module):
 
     def __init__(self, num_features, eps=1e-5, momentum=0.1):
         super().__init__()
+        num_features = whole_number(num_features, "num_features", "BatchNorm2d")
         self.num_features, self.eps, self.momentum = num_features, eps, momentum
         self.weight = Parameter(np.ones(num_features, dtype=np.float32))
         self.bias = Parameter(np.zeros(num_features, dtype=np.float32))
@@ -110,6 +114,11 @@ class _Pool2d(Module):
 
     def __init__(self, kernel_size, stride=None, padding=0):
         super().__init__()
+        name = type(self).__name__                          # checked now, kept as given (for the repr)
+        pair(kernel_size, "kernel_size", 1, name)
+        pair(padding, "padding", 0, name)
+        if stride is not None:
+            pair(stride, "stride", 1, name)
         self.kernel_size, self.padding = kernel_size, padding
         self.stride = kernel_size if stride is None else stride
 
@@ -136,7 +145,7 @@ class AdaptiveAvgPool2d(Module):
 
     def __init__(self, output_size):
         super().__init__()
-        self.output_size = pair(output_size, "output_size")
+        self.output_size = pair(output_size, "output_size", 1, "AdaptiveAvgPool2d")
 
     def forward(self, x):
         return F.adaptive_avg_pool2d(x, self.output_size)
@@ -154,6 +163,8 @@ class Linear(Module):
 
     def __init__(self, in_features, out_features, bias=True):
         super().__init__()
+        in_features = whole_number(in_features, "in_features", "Linear")
+        out_features = whole_number(out_features, "out_features", "Linear")
         self.in_features, self.out_features = in_features, out_features
         self.weight = Parameter(np.empty((out_features, in_features), dtype=np.float32))
         self.bias = Parameter(np.empty(out_features, dtype=np.float32)) if bias else None

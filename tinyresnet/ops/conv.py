@@ -13,7 +13,7 @@ versions (slices of the batch, reused buffers, threads, a gather for dx), tested
 
 from ..autograd import Function
 from ..backend import get_array_module
-from .checks import check_4d, check_float, output_size
+from .checks import check_4d, check_float, check_same_dtype, output_size
 
 
 def im2col(x, kh, kw, stride=(1, 1), padding=(0, 0)):
@@ -72,6 +72,8 @@ def weight_matrix(weight, g, groups):
 def check_conv(x, weight, bias, groups, op="conv2d"):
     check_4d(x, op)
     check_float(weight, op, "weight")
+    check_same_dtype(x, weight, op, "weight")
+    check_same_dtype(x, bias, op, "bias")
     if weight.ndim != 4:
         raise ValueError(f"{op}: weight must be 4-D (OC, C/groups, KH, KW), got shape {tuple(weight.shape)}")
     N, C, H, W = x.shape

@@ -2,7 +2,7 @@
 
 from ..autograd import Function
 from ..backend import get_array_module
-from .checks import check_float
+from .checks import check_float, check_same_dtype
 
 
 class LinearFunction(Function):
@@ -14,6 +14,8 @@ class LinearFunction(Function):
 
     def forward(self, x, weight, bias=None):
         check_float(x, "linear")
+        check_same_dtype(x, weight, "linear", "weight")
+        check_same_dtype(x, bias, "linear", "bias")
         if x.shape[-1] != weight.shape[1]:
             raise ValueError(f"linear: the input has {x.shape[-1]} features (shape {tuple(x.shape)}) "
                              f"but the weight expects {weight.shape[1]} (shape {tuple(weight.shape)}); "

@@ -2,17 +2,29 @@
 
 from ..autograd import Function
 from ..backend import get_array_module
-from .checks import check_4d
+from .checks import check_4d, check_same_dtype
 
 
 def check_batch_norm(x, weight, bias, running_mean, running_var):
     check_4d(x, "batch_norm")
+    check_same_dtype(x, weight, "batch_norm", "weight")
+    check_same_dtype(x, bias, "batch_norm", "bias")
     C = x.shape[1]
     for name, a in (("weight", weight), ("bias", bias), ("running_mean", running_mean),
                     ("running_var", running_var)):
         if a is not None and tuple(a.shape) != (C,):
             raise ValueError(f"batch_norm: {name} has shape {tuple(a.shape)} but the input has "
                              f"{C} channels (shape {tuple(x.shape)}); it must be ({C},)")
+
+
+def check_training_batch(x):
+    """Training mode needs at least two values per channel (N·H·W ≥ 2): one value has no variance."""
+    N, C, H, W = x.shape
+    if N * H * W < 2:
+        got = "an empty batch" if N == 0 else f"{N * H * W} value{'s' if N * H * W != 1 else ''} per channel"
+        raise ValueError(f"batch_norm in training mode needs more than one value per channel, got {got} "
+                         f"(input shape {tuple(x.shape)}); use a batch of 2 or more, or eval mode (model.eval())")
+    return N * H * W
 
 
 def update_running_stats(running_mean, running_var, mean, var, n, momentum):
@@ -43,12 +55,8 @@ class BatchNorm2dFunction(Function):
     def forward(self, x, weight=None, bias=None):
         check_batch_norm(x, weight, bias, self.running_mean, self.running_var)
         xp = get_array_module(x)
-        N, C, H, W = x.shape
         if self.training:
-            n = N * H * W
-            if n < 2:
-                raise ValueError(f"batch_norm in training mode needs more than one value per channel, "
-                                 f"got input shape {tuple(x.shape)}; use a batch of 2 or more, or eval mode")
+            n = check_training_batch(x)
             mean = x.mean(axis=(0, 2, 3))                                  # (C,)
             var = x.var(axis=(0, 2, 3))                                    # (C,) biased, to normalise
             update_running_stats(self.running_mean, self.running_var, mean, var, n, self.momentum)

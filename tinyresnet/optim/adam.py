@@ -39,4 +39,4 @@ class Adam(Optimizer):
         v += (1 - beta2) * (grad * grad)
         step_size = group["lr"] / (1 - beta1 ** t)                      # bias corrections
         denom = xp.sqrt(v) / math.sqrt(1 - beta2 ** t) + group["eps"]
-        p.data -= step_size * (m / denom)
+        p.data -= step_size * (m / denom)     # in place: p's version goes up, so an older graph refuses backward

@@ -12,7 +12,9 @@ class Optimizer:
     ``params`` is an iterable of tensors, or of dicts (parameter groups) such as
     ``[{"params": convs}, {"params": biases, "weight_decay": 0}]``; a group's missing settings come
     from the optimizer's arguments. Subclasses implement ``update(p, grad, group, state)``, which
-    changes ``p.data`` in place; ``state`` is this parameter's dict of running buffers.
+    changes ``p.data`` in place, as ``p.data -= ...`` (which counts a new version of ``p``: a graph
+    built before the step then refuses a backward, whose gradients would mix the old and new values);
+    ``state`` is this parameter's dict of running buffers.
     """
 
     def __init__(self, params, defaults):

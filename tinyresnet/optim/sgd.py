@@ -36,4 +36,4 @@ class SGD(Optimizer):
                 buf *= momentum                                         # in place: the velocity
                 buf += (1 - group["dampening"]) * grad
             grad = grad + momentum * buf if group["nesterov"] else buf
-        p.data -= group["lr"] * grad
+        p.data -= group["lr"] * grad          # in place: p's version goes up, so an older graph refuses backward
