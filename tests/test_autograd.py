@@ -301,3 +301,50 @@ def test_function_accepts_raw_arrays_as_constant_inputs(device):
     y = MulFunction()(x, to_device(np.array([3.0, 4.0]), device))
     y.sum().backward()
     np.testing.assert_allclose(to_numpy(x.grad), [3.0, 4.0])
+
+
+# --------------------------------------------------------------------------- what the graph keeps alive
+@pytest.mark.usefixtures("tier")
+def test_the_graph_frees_intermediate_maps_that_no_op_saved():
+    """conv -> BN -> ReLU: ReLU's backward needs only its mask, so once the caller drops BN's output
+    its array is freed, as in PyTorch, and backward still gives the same gradients."""
+    import weakref
+
+    rng = np.random.default_rng(7)
+    x = Tensor(rng.standard_normal((2, 3, 6, 6)), requires_grad=True)
+    w = Tensor(rng.standard_normal((4, 3, 3, 3)), requires_grad=True)
+    gamma, beta = Tensor(rng.standard_normal(4)), Tensor(rng.standard_normal(4))   # without them y is x̂, saved
+
+    def forward(drop):
+        h = F.batch_norm(F.conv2d(x, w, padding=1), np.zeros(4), np.ones(4), gamma, beta, training=True)
+        freed = weakref.ref(h.data)
+        out = (F.relu(h) ** 2).sum()
+        if drop:
+            del h
+        return out, freed
+
+    kept, kept_ref = forward(drop=False)
+    kept.backward()
+    want = x.grad.copy(), w.grad.copy()
+    x.grad = w.grad = None
+    out, freed = forward(drop=True)
+    assert freed() is None                              # nothing but the caller held BN's output
+    out.backward()
+    np.testing.assert_array_equal(x.grad, want[0])
+    np.testing.assert_array_equal(w.grad, want[1])
+
+
+def test_retain_grad_of_a_tensor_still_held_and_leaves_kept_by_the_graph():
+    import weakref
+
+    x = Tensor(np.arange(4.0), requires_grad=True)
+    h = x * 2.0
+    h.retain_grad()
+    y = (h * h).sum()
+    leaf = weakref.ref(x)
+    del x                                               # the graph keeps the leaf its gradient goes to
+    x = leaf()
+    assert x is not None
+    y.backward()
+    np.testing.assert_array_equal(h.grad, 2 * h.data)
+    np.testing.assert_array_equal(x.grad, 8 * np.arange(4.0))

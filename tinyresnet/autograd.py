@@ -5,6 +5,12 @@ A ``Tensor`` wraps an ndarray (NumPy or CuPy). Calling a ``Function`` on tensors
 the output's ``creator``. ``Tensor.backward()`` walks those records in reverse topological
 order, asks each function for the gradients of its inputs, and adds up the gradients of a
 tensor that fed several consumers (the skip connection uses ``x`` twice).
+
+The graph keeps what backward needs and no more: each function keeps the arrays its backward
+reads (its ``Saves:``) and, of each input, an ``Edge``: the function that made it, or the leaf
+itself (a weight, whose ``.grad`` receives the gradient). An intermediate tensor's array is freed
+as soon as nothing else holds it, as in PyTorch; keeping the inputs themselves would hold every
+map of the network until backward (twice the memory of a ResNet-50 training step).
 """
 
 import contextlib
@@ -49,6 +55,27 @@ def _user_frame():
     return f"{frame.f_code.co_filename}:{frame.f_lineno}"
 
 
+class Edge:
+    """What a recorded function keeps of one input: where its gradient goes, not its data.
+
+    ``creator``: the Function that made the input (None for a leaf); ``leaf``: the input itself when
+    it is a leaf (its ``.grad`` is where a gradient accumulates), else None; its ``shape``, ``dtype``
+    and ``requires_grad``; and its version counter with the version forward saw (``Function.check_versions``).
+    """
+
+    __slots__ = ("creator", "leaf", "shape", "dtype", "requires_grad", "versions", "version")
+
+    def __init__(self, t):
+        self.creator = t.creator
+        self.leaf = t if t.creator is None else None
+        self.shape, self.dtype, self.requires_grad = t.shape, t.dtype, t.requires_grad
+        self.versions, self.version = t._versions, t._versions[0]
+
+    def __repr__(self):
+        source = f"made by {self.creator.name}" if self.creator is not None else "a leaf"
+        return f"Edge(shape={self.shape}, dtype={self.dtype}, {source})"
+
+
 class Function:
     """One differentiable operation on raw arrays.
 
@@ -72,21 +99,21 @@ class Function:
         if record:
             out.requires_grad = True
             out.creator = self
-            self.inputs = tensors
-            self.input_versions = [t._versions[0] for t in tensors]
-            self.output_ref = weakref.ref(out)
+            self.inputs = [Edge(t) for t in tensors]        # not the tensors: their arrays may be freed
+            self.output_ref = weakref.ref(out)                # for retain_grad(); the graph holds no output
+            self.output_shape = out.shape
             self.created_at = _user_frame()
         return out
 
     def check_versions(self):
         """Fail, naming this op and the input, if an input was changed in place after forward saved it."""
-        for i, (x, version) in enumerate(zip(self.inputs, self.input_versions)):
-            if x._versions[0] != version:
+        for i, x in enumerate(self.inputs):
+            if x.versions[0] != x.version:
                 where = f" (created at {self.created_at})" if self.created_at else ""
                 raise RuntimeError(
                     f"input {i} of {self.name}{where}, a tensor of shape {x.shape}, was modified in place "
-                    f"after the forward pass: it is at version {x._versions[0]}, but the forward pass saw "
-                    f"version {version}, so the gradient would be computed from the wrong values. Call "
+                    f"after the forward pass: it is at version {x.versions[0]}, but the forward pass saw "
+                    f"version {x.version}, so the gradient would be computed from the wrong values. Call "
                     f"backward() before optimizer.step() (or before changing the tensor), or run the "
                     f"forward pass again")
 
@@ -282,18 +309,16 @@ class Tensor:
             return
 
         order = _topological_order(self.creator)
-        # tensor id -> [tensor, gradient flowing into it]; holding the tensor keeps its id
-        # valid while released functions drop their references to it
-        pending = {id(self): [self, grad]}
+        pending = {id(self.creator): grad}     # id(function) -> the gradient flowing into its output
         for fn in order:
             if getattr(fn, "released", False):
                 raise RuntimeError(f"the graph through {fn.name} was already freed by an earlier "
                                    f"backward(); call backward(retain_graph=True) the first time")
-            entry = pending.pop(id(fn.output_ref()), None)
-            if entry is None:
+            dout = pending.pop(id(fn), None)
+            if dout is None:
                 continue
-            out, dout = entry
-            if out._retain_grad:
+            out = fn.output_ref()                 # the output tensor, if anything still holds it
+            if out is not None and out._retain_grad:
                 out._accumulate(dout)
             fn.check_versions()
             input_grads = _call_backward(fn, dout)
@@ -303,11 +328,11 @@ class Tensor:
                 if g.dtype != x.dtype:
                     g = g.astype(x.dtype)     # float32 x · float64 y is float64; x's gradient stays float32
                 if x.creator is None:
-                    x._accumulate(g)
-                elif id(x) in pending:
-                    pending[id(x)][1] = pending[id(x)][1] + g   # a tensor used twice: gradients add
+                    x.leaf._accumulate(g)
+                elif id(x.creator) in pending:
+                    pending[id(x.creator)] = pending[id(x.creator)] + g   # a tensor used twice: gradients add
                 else:
-                    pending[id(x)] = [x, g]
+                    pending[id(x.creator)] = g
             if not retain_graph:
                 fn.release()
 

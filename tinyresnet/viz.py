@@ -77,8 +77,7 @@ def trace(output, names=None):
         fn = stack.pop()
         _check_alive(fn)
         fn_key = ("f", id(fn))
-        made = fn.output_ref() if hasattr(fn, "output_ref") else None
-        graph.nodes[fn_key] = Node(fn_key, "op", _op_label(fn), tuple(made.shape) if made is not None else None)
+        graph.nodes[fn_key] = Node(fn_key, "op", _op_label(fn), getattr(fn, "output_shape", None))
         for index, t in enumerate(fn.inputs):
             if t.creator is not None:
                 graph.edges.append((("f", id(t.creator)), fn_key, tuple(t.shape), index))
@@ -86,11 +85,11 @@ def trace(output, names=None):
                     seen.add(id(t.creator))
                     stack.append(t.creator)
                 continue
-            leaf_key = ("t", id(t))
+            leaf_key = ("t", id(t.leaf))                      # an Edge: the leaf tensor itself
             if leaf_key not in graph.nodes:
                 kind = "param" if t.requires_grad else "const"
                 default = "tensor" if t.requires_grad else "const"
-                graph.nodes[leaf_key] = Node(leaf_key, kind, label_of.get(id(t), default), tuple(t.shape))
+                graph.nodes[leaf_key] = Node(leaf_key, kind, label_of.get(id(t.leaf), default), tuple(t.shape))
             graph.edges.append((leaf_key, fn_key, tuple(t.shape), index))
     _layout(graph)
     return graph

@@ -35,24 +35,30 @@ def count_paths(source, target):
     a sum over the graph in topological order. A residual addition y = F(x) + x takes x twice
     (once through F, once directly) and so doubles the routes; a chain of layers keeps them.
     """
-    counts = {id(source): 1}
-    stack = [target]
+    if target is source:
+        return 1
+    if target.creator is None:
+        return 0
+
+    def routes_in(edge):                         # routes into one input of a function
+        if edge.creator is None:                 # a leaf: the source itself, or a weight, a constant
+            return 1 if edge.leaf is source else 0
+        return counts[id(edge.creator)]
+
+    counts = {}                                  # id(function) -> routes from the source to its output
+    stack = [target.creator]
     while stack:                                 # iterative post-order: inputs are counted first
-        t = stack[-1]
-        if id(t) in counts:
+        fn = stack[-1]
+        if id(fn) in counts:
             stack.pop()
             continue
-        if t.creator is None:                    # a leaf other than the source: a weight, a constant
-            counts[id(t)] = 0
-            stack.pop()
-            continue
-        pending = [x for x in t.creator.inputs if id(x) not in counts]
+        pending = [x.creator for x in fn.inputs if x.creator is not None and id(x.creator) not in counts]
         if pending:
             stack.extend(pending)
             continue
-        counts[id(t)] = sum(counts[id(x)] for x in t.creator.inputs)
+        counts[id(fn)] = sum(routes_in(x) for x in fn.inputs)
         stack.pop()
-    return counts[id(target)]
+    return counts[id(target.creator)]
 
 
 def graph_paths(model, input_shape, seed=0):
