@@ -30,8 +30,12 @@ CONV_LAYERS = {
 }
 
 NETWORKS = {
-    "resnet18_cifar_train_step": dict(kind="train", batch=64, quick_batch=8, size=32, classes=10),
-    "resnet50_inference_224": dict(kind="infer", batch=8, quick_batch=1, size=224, classes=1000),
+    "resnet18_cifar_train_step": dict(kind="train", model="resnet18_cifar", batch=64, quick_batch=8, size=32,
+                                      classes=10),
+    "resnet50_inference_224": dict(kind="infer", model="resnet50", batch=8, quick_batch=1, size=224, classes=1000),
+    # the ImageNet network's training step: its peak memory is the figure (a step takes seconds on 2 cores)
+    "resnet50_train_step_224": dict(kind="train", model="resnet50", batch=64, quick_batch=2, size=224,
+                                    classes=1000),
 }
 
 
@@ -107,14 +111,18 @@ class _tinyresnet:
         from tinyresnet import models, optim
 
         x = tr.Tensor(x)
+        if spec["model"] == "resnet50":
+            model = models.resnet50(num_classes=spec["classes"])
+        else:
+            model = models.resnet18(num_classes=spec["classes"], stem="cifar")
         if spec["kind"] == "infer":
-            model = models.resnet50(num_classes=spec["classes"]).eval()
+            model.eval()
 
             def step():
                 with tr.no_grad():
                     model(x)
         else:
-            model = models.resnet18(num_classes=spec["classes"], stem="cifar").train()
+            model.train()
             opt = optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
 
             def step():
@@ -182,15 +190,17 @@ class _torch:
         from torch_models import count_flops, resnet18_cifar, resnet50
 
         x, y = torch.from_numpy(x), torch.from_numpy(y)
+        build = resnet50 if spec["model"] == "resnet50" else resnet18_cifar
+        model = build(num_classes=spec["classes"])
         if spec["kind"] == "infer":
-            model = resnet50(num_classes=spec["classes"]).eval()
+            model.eval()
             flops = count_flops(model, x)
 
             def step():
                 with torch.no_grad():
                     model(x)
         else:
-            model = resnet18_cifar(num_classes=spec["classes"]).train()
+            model.train()
             flops = 3 * count_flops(model, x)      # forward, input gradients, weight gradients (≈)
             opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
 

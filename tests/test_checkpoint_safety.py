@@ -155,54 +155,53 @@ def test_a_best_epoch_writes_best_npz_before_last_npz(resume, tmp_path, monkeypa
     assert written[:2] == ["best.npz", "best.npz->last.npz"]             # epoch 1 is always the best so far
 
 
-def make_run(resume, run_dir, epochs):
-    resume(run_dir, epochs=epochs)
-    return load_checkpoint(run_dir / "last.npz")
+def reconcile(run_dir):
+    """``reconcile_best`` on the run's last.npz: the checkpoint to resume from, and the notes."""
+    notes = []
+    return reconcile_best(str(run_dir), load_checkpoint(run_dir / "last.npz"), notes), notes
 
 
 def test_resume_repairs_a_best_npz_one_epoch_ahead_of_last_npz(resume, tmp_path):
     """The state a kill between the two writes of a best epoch leaves: resume continues from best.npz."""
     run_dir = tmp_path / "run"
-    make_run(resume, run_dir, 2)
-    old_last = (run_dir / "last.npz").read_bytes()
+    resume(run_dir, epochs=2)
+    epoch_2 = (run_dir / "last.npz").read_bytes()
     resume(run_dir, epochs=3)
-    ahead = load_checkpoint(run_dir / "best.npz")["meta"]["state"]
-    if ahead["epoch"] != 3:
-        pytest.skip("epoch 3 did not improve in this run")
-    (run_dir / "last.npz").write_bytes(old_last)                          # as if killed before the copy
-    notes = []
-    checkpoint = reconcile_best(str(run_dir), load_checkpoint(run_dir / "last.npz"), notes)
+    (run_dir / "best.npz").write_bytes((run_dir / "last.npz").read_bytes())   # epoch 3 written as best.npz,
+    (run_dir / "last.npz").write_bytes(epoch_2)                               # killed before its copy
+    checkpoint, notes = reconcile(run_dir)
     assert checkpoint["meta"]["state"]["epoch"] == 3 and "newer" in notes[0]
     assert (run_dir / "last.npz").read_bytes() == (run_dir / "best.npz").read_bytes()
 
 
 def test_resume_restores_last_npz_from_best_npz_and_best_npz_from_last_npz(resume, tmp_path, capsys):
     run_dir = tmp_path / "run"
-    make_run(resume, run_dir, 1)                       # epoch 1: last.npz is best.npz's copy
+    resume(run_dir, epochs=1)                          # epoch 1 is always the best so far
+    assert (run_dir / "last.npz").read_bytes() == (run_dir / "best.npz").read_bytes()
+    os.remove(run_dir / "best.npz")                    # a lost best.npz of the epoch last.npz holds
+    _, notes = reconcile(run_dir)
+    assert "restored it from" in notes[0]
+    assert (run_dir / "best.npz").read_bytes() == (run_dir / "last.npz").read_bytes()
     os.remove(run_dir / "last.npz")                    # as if killed before the copy, in the first epoch
     result = resume(run_dir, epochs=2)
     assert len(result.history) == 2 and "restored it from" in capsys.readouterr().err
-    last = load_checkpoint(run_dir / "last.npz")["meta"]["state"]
-    if last["best_epoch"] == 2:
-        os.remove(run_dir / "best.npz")                # a lost best.npz of the epoch last.npz holds
-        notes = []
-        reconcile_best(str(run_dir), load_checkpoint(run_dir / "last.npz"), notes)
-        assert "restored it from" in notes[0]
-        assert (run_dir / "best.npz").read_bytes() == (run_dir / "last.npz").read_bytes()
 
 
 def test_a_stale_best_npz_is_reported_and_the_record_follows_it(resume, tmp_path):
+    import json
+
+    from tinyresnet.serialization import load_npz, save_npz
+
     run_dir = tmp_path / "run"
-    make_run(resume, run_dir, 1)
-    stale = (run_dir / "best.npz").read_bytes()
-    resume(run_dir, epochs=3)
-    last = load_checkpoint(run_dir / "last.npz")["meta"]["state"]
-    if last["best_epoch"] == 1:
-        pytest.skip("epochs 2-3 did not improve in this run")
-    (run_dir / "best.npz").write_bytes(stale)          # best.npz at epoch 1, last.npz names a later one
-    notes = []
-    checkpoint = reconcile_best(str(run_dir), load_checkpoint(run_dir / "last.npz"), notes)
-    assert checkpoint["meta"]["state"]["best_epoch"] == 1 and "holds epoch 1" in notes[0]
+    resume(run_dir, epochs=2)
+    arrays = load_npz(run_dir / "last.npz")
+    meta = json.loads(str(arrays["meta"]))
+    meta["state"]["best_epoch"] = 7                    # last.npz names an epoch best.npz does not hold
+    arrays["meta"] = np.array(json.dumps(meta))
+    save_npz(run_dir / "last.npz", arrays)
+    held = load_checkpoint(run_dir / "best.npz")["meta"]["state"]["epoch"]
+    checkpoint, notes = reconcile(run_dir)
+    assert checkpoint["meta"]["state"]["best_epoch"] == held and f"holds epoch {held}" in notes[0]
 
 
 # ------------------------------------------------------------------------------ temporary files

@@ -93,7 +93,7 @@ def run(args):
             config = TrainConfig(**given)
         started = time.perf_counter()
         result = fit(config, resume=args.resume)
-    except (TrainingDiverged, ValueError, RuntimeError, KeyError) as e:
+    except (TrainingDiverged, ValueError, RuntimeError, KeyError, MemoryError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
     except OSError as e:                      # a missing file, a full disk, a read-only folder: one line

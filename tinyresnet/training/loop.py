@@ -35,6 +35,7 @@ from ..data import DataLoader, get_dataset
 from ..data import transforms as T
 from ..optim import SGD, Adam, lr_scheduler
 from .checkpoint import copy_atomically, load_model_state, save_checkpoint
+from .memory import check_step_fits
 from .metrics import MetricsLog, evaluate
 from .plots import plot_curves
 from .run import StopRequest, prepare_run_folder, write_config
@@ -320,6 +321,8 @@ class Trainer:
 
     def _run(self, on_step):
         config, state = self.config, self.state
+        momenta = {"adam": 2}.get(config.optimizer, 1 if config.momentum else 0)      # optimiser arrays per weight
+        check_step_fits(self.model, self.train_set.image_shape, config.batch_size, momenta, self.device)
         os.makedirs(self.run_dir, exist_ok=True)
         write_config(self.run_dir, config)
         self.log = MetricsLog(os.path.join(self.run_dir, "metrics.csv"))
