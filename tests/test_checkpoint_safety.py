@@ -299,7 +299,7 @@ def test_sigterm_mid_epoch_saves_like_ctrl_c_and_resume_is_exact(resume, tmp_pat
             os.kill(os.getpid(), signal.SIGTERM)             # what kill, schedulers and docker stop send
     monkeypatch.setattr(loop, "build_model", kill_driver.tiny_net)
     stopped = fit(kill_driver.config(str(tmp_path / "split"), 2), on_step=terminate)
-    assert stopped.interrupted
+    assert stopped.interrupted and stopped.stop_signal == signal.SIGTERM     # the CLI exits 128 + 15
     assert load_checkpoint(tmp_path / "split" / "last.npz")["meta"]["state"]["step"] == 2
     assert signal.getsignal(signal.SIGTERM) == signal.SIG_DFL           # put back
     resumed = resume(tmp_path / "split", epochs=2)
@@ -316,12 +316,33 @@ def test_a_diverging_run_stops_naming_the_step_and_never_writes_a_non_finite_che
     with pytest.raises(TrainingDiverged) as err:
         fit(config)
     message = str(err.value)
-    assert "epoch" in message and "step" in message and "lower learning rate" in message
+    assert "epoch" in message and "lower learning rate" in message
+    assert ("no longer finite" in message or "still finite" in message or "test loss" in message), message
+    assert ". The last checkpoint" in message or ". No checkpoint" in message
     for name in ("last.npz", "best.npz"):
         if os.path.exists(tmp_path / "run" / name):
             saved = load_checkpoint(tmp_path / "run" / name)
             assert all(np.isfinite(v).all() for v in saved["model"].values()), name
             assert all(np.abs(v).max() < 1e12 for v in saved["model"].values() if v.size), name
+
+
+def test_an_epoch_whose_test_loss_is_not_finite_is_never_saved_nor_called_best(tmp_path, monkeypatch):
+    monkeypatch.setattr(loop, "build_model", kill_driver.tiny_net)
+    real = loop.evaluate
+    monkeypatch.setattr(loop, "evaluate", lambda model, loader: {**real(model, loader), "loss": float("nan")}
+                        if loop_state["epoch"] == 1 else real(model, loader))
+    loop_state = {"epoch": 0}
+    trainer = loop.Trainer(kill_driver.config(str(tmp_path / "run"), 3))
+    real_end = trainer.end_epoch
+
+    def end_epoch(epoch, lr):
+        loop_state["epoch"] = epoch
+        return real_end(epoch, lr)
+    trainer.end_epoch = end_epoch
+    with pytest.raises(TrainingDiverged, match=r"test loss became nan at the end of epoch 2.*epoch 1\), is finite"):
+        trainer.fit()
+    for name in ("last.npz", "best.npz"):
+        assert load_checkpoint(tmp_path / "run" / name)["meta"]["state"]["epoch"] == 1
 
 
 def test_the_message_names_the_first_non_finite_tensor(resume, tmp_path, monkeypatch):

@@ -101,7 +101,7 @@ def run(args):
         return 1
     minutes = (time.perf_counter() - started) / 60
     if result.interrupted:
-        return 130
+        return 128 + (result.stop_signal or 2)     # as a shell reports it: 130 after Ctrl-C, 143 after SIGTERM
     if result.history:
         print(f"done in {minutes:.1f} min: final test accuracy {100 * result.final_accuracy:.2f}%, best "
               f"{100 * result.best_accuracy:.2f}% at epoch {result.best_epoch}. Run folder {result.run_dir}: "

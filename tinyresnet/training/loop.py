@@ -94,6 +94,7 @@ class FitResult:
     best_accuracy: float
     best_epoch: int
     interrupted: bool = False
+    stop_signal: int = 0               # the signal that stopped it (SIGINT for Ctrl-C, SIGTERM), 0 if none
 
     @property
     def final_accuracy(self):
@@ -220,11 +221,18 @@ class Trainer:
             what = (f"{bad[0]} is no longer finite" + (f" (and {len(bad) - 1} more tensors)" if len(bad) > 1 else "")
                     + f" {where}; the loss was {loss:g}")
         else:
-            what = f"the loss became {loss:g} {where}"
-        kept = (f"the last checkpoint, {self.last_path} (epoch {state['epoch']}), is finite and kept"
-                if os.path.exists(self.last_path) else "no checkpoint had been saved yet")
+            limit = 100 * math.log(max(self.train_set.num_classes, 2))
+            size = f", above {limit:.0f} (100× what guessing scores)" if math.isfinite(loss) else ""
+            what = f"the loss became {loss:g} {where}{size}; every parameter and statistic is still finite"
         raise TrainingDiverged(f"{what}: training diverged and stopped. Try a lower learning rate, e.g. "
-                               f"--lr {config.lr / 10:g}. {kept}")
+                               f"--lr {config.lr / 10:g}. {self._kept()}")
+
+    def _kept(self):
+        """What is on disk after a stop: the last checkpoint (finite, as ``save`` guarantees), or none."""
+        if os.path.exists(self.last_path):
+            return f"The last checkpoint, {self.last_path} (epoch {self.state['epoch']}), is finite and kept."
+        return "No checkpoint had been saved yet."
+
 
     def save(self, path, interrupted=False):
         """Write a checkpoint of the run as it is now (atomically); never one holding a NaN or inf."""
@@ -285,6 +293,10 @@ class Trainer:
         """Measure the test set, step the schedule, log the epoch and write the checkpoints."""
         state = self.state
         result = evaluate(self.model, self.test_loader)
+        if not math.isfinite(result["loss"]):           # a model that gives NaN is never saved, nor called best
+            raise TrainingDiverged(f"the test loss became {result['loss']} at the end of epoch {epoch + 1} "
+                                   f"(learning rate {lr:g}): training diverged and stopped. Try a lower learning "
+                                   f"rate, e.g. --lr {self.config.lr / 10:g}. {self._kept()}")
         seen = max(state["seen"], 1)
         row = {"epoch": epoch + 1, "train_loss": state["loss_sum"] / seen, "train_acc": state["correct"] / seen,
                "test_loss": result["loss"], "test_acc": result["accuracy"], "lr": lr,
@@ -347,13 +359,15 @@ class Trainer:
                 raise
             self.save(self.last_path, interrupted=True)
             interrupted = True
-            self.say(f"interrupted in epoch {state['epoch'] + 1} after step {state['step']}: saved {self.last_path}; "
-                     f"continue with `tinyresnet train --resume --out {self.run_dir}`")
+            where = (f"after epoch {state['epoch']}" if state["step"] == 0 else
+                     f"in epoch {state['epoch'] + 1} after step {state['step']}")
+            self.say(f"interrupted {where}: saved {self.last_path}; continue with "
+                     f"`tinyresnet train --resume --out {self.run_dir}`")
         finally:
             if state["history"]:
                 plot_curves(state["history"], os.path.join(self.run_dir, "curves.png"))
         return FitResult(self.run_dir, state["history"], max(state["best_accuracy"], 0.0), state["best_epoch"],
-                         interrupted)
+                         interrupted, stop.signum if interrupted else 0)
 
 
 def fit(config, resume=False, on_step=None):

@@ -195,7 +195,7 @@ class StopRequest:
     SIGNALS = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM"}
 
     def __init__(self):
-        self.requested, self.forced, self.previous = False, False, {}
+        self.requested, self.forced, self.previous, self.signum = False, False, {}, 0
 
     def __enter__(self):
         if threading.current_thread() is threading.main_thread():
@@ -206,7 +206,7 @@ class StopRequest:
         if self.requested:
             self.forced = True
             raise KeyboardInterrupt
-        self.requested = True
+        self.requested, self.signum = True, signum
         print(f"\n{self.SIGNALS.get(signum, 'signal')}: stopping after this step and saving a checkpoint (send it "
               f"again to quit without saving)", file=sys.stderr, flush=True)
 
