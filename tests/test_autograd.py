@@ -348,3 +348,22 @@ def test_retain_grad_of_a_tensor_still_held_and_leaves_kept_by_the_graph():
     y.backward()
     np.testing.assert_array_equal(h.grad, 2 * h.data)
     np.testing.assert_array_equal(x.grad, 8 * np.arange(4.0))
+
+
+def test_a_tensor_used_by_an_op_and_by_that_ops_consumer_gets_both_gradients():
+    """y = A + 3A with A = 2a: dy/da = 8. The graph walk must finish 3A's backward before A's, however
+    the consumers are ordered (a DenseNet's cat([x, f(x)]) has this shape; F(x) + x does not)."""
+    for first in (True, False):
+        a = Tensor(np.ones(3), requires_grad=True)
+        A = a * 2.0
+        B = A * 3.0
+        ((A + B) if first else (B + A)).sum().backward()
+        np.testing.assert_array_equal(a.grad, np.full(3, 8.0))
+
+
+def test_dense_concatenation_passes_gradcheck():
+    from tinyresnet.gradcheck import assert_gradcheck
+
+    w = np.random.default_rng(3).standard_normal((2, 3, 1, 1))
+    assert_gradcheck(lambda x: tr.cat([x, F.conv2d(x, Tensor(w))], dim=1) * 1.5,
+                     [np.random.default_rng(4).standard_normal((2, 3, 4, 4))])

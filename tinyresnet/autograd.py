@@ -493,19 +493,20 @@ def _topological_order(root_fn):
     An iterative depth-first search (post-order, then reversed): no recursion, so a chain of
     thousands of ops is fine.
     """
-    order, seen = [], {id(root_fn)}
+    order, seen = [], set()
     stack = [(root_fn, False)]
     while stack:
         fn, expanded = stack.pop()
         if expanded:
-            order.append(fn)
+            order.append(fn)                # every function it depends on is in ``order`` already
             continue
-        stack.append((fn, True))
+        if id(fn) in seen:                  # pushed twice (two consumers); expanded the first time
+            continue
+        seen.add(id(fn))                    # marked when expanded, not when pushed: a function pushed
+        stack.append((fn, True))            # early must still finish after everything that uses it
         for x in getattr(fn, "inputs", ()):
-            parent = x.creator
-            if parent is not None and id(parent) not in seen:
-                seen.add(id(parent))
-                stack.append((parent, False))
+            if x.creator is not None and id(x.creator) not in seen:
+                stack.append((x.creator, False))
     order.reverse()
     return order
 
