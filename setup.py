@@ -18,7 +18,9 @@ setup(
         # CuPy for CUDA 12.x with its CUDA libraries from PyPI ([ctk]): runs on drivers that report
         # CUDA 12.x or 13.x, no CUDA toolkit needed. Why this wheel: docs/gpu.md.
         "gpu": ["cupy-cuda12x[ctk]>=14.0"],
-        "test": ["pytest>=7", "hypothesis>=6", "ruff>=0.5", "jupytext>=1.14"],
+        # ONNX export (tinyresnet.onnx, `tinyresnet export`); onnxruntime checks the exported graph
+        "onnx": ["onnx>=1.14", "onnxruntime>=1.16"],
+        "test": ["pytest>=7", "hypothesis>=6", "ruff>=0.5", "jupytext>=1.14", "onnx>=1.14", "onnxruntime>=1.16"],
         "torch": ["torch==2.13.0"],
     },
     entry_points={"console_scripts": ["tinyresnet=tinyresnet.cli:main"]},

@@ -189,7 +189,7 @@ def test_layers_compute_what_the_functional_ops_compute(rng):
     x = batch(rng, (2, 4, 7, 7))
     conv = nn.Conv2d(4, 6, 3, stride=2, padding=1, groups=2)
     assert conv.weight.shape == (6, 2, 3, 3)
-    np.testing.assert_array_equal(conv(x).data, F.conv2d(x, conv.weight, conv.bias, 2, 1, 2).data)
+    np.testing.assert_array_equal(conv(x).data, F.conv2d(x, conv.weight, conv.bias, 2, 1, groups=2).data)
     np.testing.assert_array_equal(nn.MaxPool2d(3, 2, 1)(x).data, F.max_pool2d(x, 3, 2, 1).data)
     np.testing.assert_array_equal(nn.AvgPool2d(2)(x).data, F.avg_pool2d(x, 2, 2).data)
     assert nn.AdaptiveAvgPool2d(1)(x).shape == (2, 4, 1, 1)

@@ -13,11 +13,13 @@ as soon as nothing else holds it, as in PyTorch; keeping the inputs themselves w
 map of the network until backward (twice the memory of a ResNet-50 training step).
 """
 
-import contextlib
+import functools
+import inspect
 import numbers
 import os
 import sys
 import weakref
+from typing import NamedTuple
 
 import numpy as np
 
@@ -30,15 +32,66 @@ class _Config:
     enable_grad = True
 
 
-@contextlib.contextmanager
-def no_grad():
-    """Inside this block, functions record nothing: no graph, nothing saved for backward."""
-    previous = _Config.enable_grad
-    _Config.enable_grad = False
-    try:
-        yield
-    finally:
-        _Config.enable_grad = previous
+class no_grad:
+    """Inside this block, functions record nothing: no graph, nothing saved for backward.
+
+    As in PyTorch, three spellings: ``with no_grad(): ...``, and as a decorator of a function,
+    ``@no_grad()`` or ``@no_grad``, whose every call then runs under it. Blocks nest, and leaving one
+    (also by an exception) puts back whatever was in force before it. A generator function cannot be
+    decorated (the block would end before its body runs): write ``with no_grad():`` inside it.
+    """
+
+    def __new__(cls, func=None):
+        if callable(func) and not isinstance(func, bool):
+            return cls()(func)                   # @no_grad without parentheses
+        return super().__new__(cls)
+
+    def __init__(self, func=None):
+        if func is not None:
+            raise TypeError(f"{type(self).__name__}() takes no argument, got {func!r}; write "
+                            f"`with {type(self).__name__}():` or decorate a function with it")
+        self._saved = []                         # a stack: a decorated function may call itself
+
+    def _grad_enabled_inside(self, previous):
+        return False
+
+    def __enter__(self):
+        self._saved.append(_Config.enable_grad)
+        _Config.enable_grad = self._grad_enabled_inside(_Config.enable_grad)
+
+    def __exit__(self, *exc_info):
+        _Config.enable_grad = self._saved.pop()
+        return False
+
+    def __call__(self, func):
+        if not callable(func):
+            raise TypeError(f"{type(self).__name__}() decorates a function, got {type(func).__name__} {func!r}")
+        if inspect.isgeneratorfunction(func):
+            raise TypeError(f"{type(self).__name__} cannot decorate the generator function {func.__name__}: "
+                            f"the block would end before its body runs; write `with "
+                            f"{type(self).__name__}():` inside the generator instead")
+
+        @functools.wraps(func)
+        def run_without_grad(*args, **kwargs):
+            with self:
+                return func(*args, **kwargs)
+
+        return run_without_grad
+
+
+class inference_mode(no_grad):
+    """``no_grad`` by PyTorch's other name: ``with inference_mode(): ...``, ``@inference_mode()`` or
+    ``@inference_mode``. ``inference_mode(False)`` changes nothing (gradients stay as they were).
+    tinyresnet has no separate inference tensors: it is exactly ``no_grad``."""
+
+    def __init__(self, mode=True):
+        if not isinstance(mode, bool):
+            raise TypeError(f"inference_mode(mode) takes True or False, got {mode!r}")
+        self.mode = mode
+        self._saved = []
+
+    def _grad_enabled_inside(self, previous):
+        return False if self.mode else previous
 
 
 def is_grad_enabled():
@@ -204,7 +257,24 @@ class Tensor:
 
     @property
     def size(self):
-        return self.data.size
+        """The number of elements, as NumPy's ``a.size``; called, the shape, as PyTorch's ``t.size()``.
+
+        ``t.size`` is an ``ElementCount``: an ``int`` (arithmetic, comparisons, ``int()``, ``range()``
+        and f-strings all see the count, 6 for a (2, 3) tensor) that can be called: ``t.size()`` is
+        the shape ``(2, 3)`` and ``t.size(1)`` (or ``t.size(-1)``) is ``3``, as in PyTorch. Both
+        spellings work, so NumPy-style code (``int(p.size)``) and PyTorch-style code run unchanged;
+        ``numel()`` is the count by PyTorch's name. The one difference from PyTorch: the bare attribute
+        is a number there a bound method (``t.size == 6`` is True here, False in PyTorch).
+        """
+        return ElementCount(self.data.size, self.shape)
+
+    def numel(self):
+        """The number of elements (``torch.Tensor.numel``), a plain int."""
+        return int(self.data.size)
+
+    def dim(self):
+        """The number of dimensions (``torch.Tensor.dim``), as ``ndim``."""
+        return self.ndim
 
     @property
     def device(self):
@@ -264,12 +334,20 @@ class Tensor:
     def item(self):
         return self.numpy().item()
 
-    def to(self, device):
-        """This tensor on ``device`` ("cpu" or "cuda"); differentiable, like any op."""
+    def to(self, *args, device=None, dtype=None):
+        """This tensor on ``device`` ("cpu" or "cuda") and/or in ``dtype``, as ``torch.Tensor.to``:
+        ``t.to("cuda")``, ``t.to(np.float64)``, ``t.to("cuda", np.float32)``, ``t.to(device=..., dtype=...)``.
+        Differentiable, like any op (a float cast as ``float()``); ``self`` when nothing changes."""
+        for arg in args:
+            if _names_dtype(arg):
+                dtype = arg
+            else:
+                device = arg
+        out = self if dtype is None else self._cast_to(dtype)
+        if device is None:
+            return out
         device = check_device(device)
-        if device == self.device:
-            return self
-        return _ops.ToDeviceFunction(device)(self)
+        return out if device == out.device else _ops.ToDeviceFunction(device)(out)
 
     def cpu(self):
         return self.to("cpu")
@@ -279,6 +357,34 @@ class Tensor:
 
     def astype(self, dtype):
         return Tensor(self.data.astype(dtype), requires_grad=self.requires_grad and self.is_leaf)
+
+    def float(self):
+        """This tensor as float32 (``torch.Tensor.float``); ``self`` if it already is.
+
+        From a floating-point tensor the cast stays in the graph (``CastFunction``: the gradient
+        comes back in the source's dtype); an integer tensor has no gradient to carry."""
+        return self._cast_to(np.float32)
+
+    def double(self):
+        """This tensor as float64 (``torch.Tensor.double``); differentiable as ``float()``."""
+        return self._cast_to(np.float64)
+
+    def long(self):
+        """This tensor as int64 (``torch.Tensor.long``), truncating toward zero; outside the graph:
+        an integer tensor has no gradient (as in PyTorch, the result has ``requires_grad=False``)."""
+        return self._cast_to(np.int64)
+
+    def int(self):
+        """This tensor as int32 (``torch.Tensor.int``); outside the graph, as ``long()``."""
+        return self._cast_to(np.int32)
+
+    def _cast_to(self, dtype):
+        dtype = np.dtype(dtype)
+        if dtype == self.dtype:
+            return self                                   # as PyTorch: no copy when nothing changes
+        if dtype.kind == "f":
+            return _ops.CastFunction(dtype)(self)         # records only when self requires grad
+        return Tensor(self.data.astype(dtype))            # integers and bools carry no gradient
 
     # ------------------------------------------------------------------ backward
     def backward(self, grad=None, retain_graph=False):
@@ -431,17 +537,148 @@ class Tensor:
     def T(self):
         return self.transpose()
 
-    def sum(self, axis=None, keepdims=False):
-        return _ops.SumFunction(axis, keepdims)(self)
+    def sum(self, axis=None, keepdims=False, *, dim=None, keepdim=None):
+        """Sum over ``axis`` (an int or a tuple; all by default), by NumPy's names or PyTorch's:
+        ``t.sum(1)``, ``t.sum(axis=1, keepdims=True)``, ``t.sum(dim=1, keepdim=True)``."""
+        return _ops.SumFunction(*_reduction_arguments("sum", axis, keepdims, dim, keepdim))(self)
 
-    def mean(self, axis=None, keepdims=False):
-        return _ops.MeanFunction(axis, keepdims)(self)
+    def mean(self, axis=None, keepdims=False, *, dim=None, keepdim=None):
+        """Mean over ``axis``/``dim``, named as in ``sum``."""
+        return _ops.MeanFunction(*_reduction_arguments("mean", axis, keepdims, dim, keepdim))(self)
+
+    def max(self, dim=None, keepdim=False):
+        """The largest element, as ``torch.Tensor.max``.
+
+        Without ``dim``: a 0-d tensor; its gradient is shared equally by tied maxima (as PyTorch).
+        With ``dim``: a pair ``(values, indices)`` (also ``.values``, ``.indices``): the largest
+        value of each row along ``dim`` and its int64 index (the first, on ties), that dim dropped
+        unless ``keepdim``; ``values`` is differentiable, the gradient going to that first maximum.
+        An empty tensor (or an empty ``dim``) has no maximum: ValueError. Two tensors' elementwise
+        maximum (``torch.max(a, b)``) is not supported.
+        """
+        return self._extremum(True, dim, keepdim)
+
+    def min(self, dim=None, keepdim=False):
+        """The smallest element, as ``max`` (the same forms and gradients)."""
+        return self._extremum(False, dim, keepdim)
+
+    def argmax(self, dim=None, keepdim=False):
+        """The int64 index of the largest element (the first, on ties), as ``torch.argmax``: without
+        ``dim``, of the flattened tensor (a 0-d tensor; with ``keepdim``, every dim of size 1); with
+        ``dim``, one per row along it. Not differentiable. ``logits.argmax(1)`` is the predicted class."""
+        return self._arg_extremum(True, dim, keepdim)
+
+    def argmin(self, dim=None, keepdim=False):
+        """The int64 index of the smallest element, as ``argmax``."""
+        return self._arg_extremum(False, dim, keepdim)
+
+    def _check_reducible(self, op, dim):
+        if dim is None and self.data.size == 0:
+            raise ValueError(f"{op}() of an empty tensor (shape {self.shape}) has no value; give a dim, "
+                             f"or check the tensor is not empty")
+        if dim is not None:
+            d = _ops.normalize_dim(dim, self.ndim, op)
+            if self.ndim and self.shape[d] == 0:
+                raise ValueError(f"{op}(dim={dim}) of a tensor of shape {self.shape}: that dim has no "
+                                 f"elements, so there is no value to take")
+            return d
+        return None
+
+    def _arg_extremum(self, largest, dim, keepdim):
+        op = "argmax" if largest else "argmin"
+        d = self._check_reducible(op, dim)
+        xp = get_array_module(self.data)
+        find = xp.argmax if largest else xp.argmin
+        if d is None:
+            shape = (1,) * self.ndim if keepdim else ()
+            return Tensor(xp.asarray(find(self.data.reshape(-1)), dtype=np.int64).reshape(shape))
+        if self.ndim == 0:
+            return Tensor(xp.zeros((), dtype=np.int64))
+        index = find(self.data, axis=d).astype(np.int64)
+        return Tensor(xp.expand_dims(index, d) if keepdim else index)
+
+    def _extremum(self, largest, dim, keepdim):
+        op = "max" if largest else "min"
+        if isinstance(dim, Tensor):
+            raise TypeError(f"{op}(other): the elementwise {op}imum of two tensors is not supported; "
+                            f"{op}(dim) takes an integer dim")
+        if dim is None:
+            return _ops.ExtremumFunction(largest)(self)
+        d = self._check_reducible(op, dim)
+        if self.ndim == 0:
+            return ValuesIndices(self.reshape(()), self._arg_extremum(largest, dim, keepdim))
+        indices = self._arg_extremum(largest, d, keepdim=True)
+        values = _ops.TakeAlongDimFunction(indices.data, d, keepdim)(self)
+        return ValuesIndices(values, indices if keepdim else indices.squeeze(d))
+
+    def unsqueeze(self, dim):
+        """A view with a new dim of size 1 at ``dim`` (in [-ndim-1, ndim]), as ``torch.unsqueeze``."""
+        d = _ops.normalize_dim(dim, self.ndim + 1, "unsqueeze")
+        return self.reshape(self.shape[:d] + (1,) + self.shape[d:])
+
+    def squeeze(self, dim=None):
+        """Drop dims of size 1, as ``torch.squeeze``: all of them, or only ``dim`` (an int or a tuple);
+        a named dim whose size is not 1 is kept, as in PyTorch (no error)."""
+        if dim is None:
+            dims = range(self.ndim)
+        else:
+            dims = [_ops.normalize_dim(d, self.ndim, "squeeze") for d in (dim if isinstance(dim, (tuple, list))
+                                                                           else (dim,))]
+        drop = {d for d in dims if self.ndim and self.shape[d] == 1}
+        return self.reshape(tuple(n for k, n in enumerate(self.shape) if k not in drop))
 
     def exp(self):
         return _ops.ExpFunction()(self)
 
     def log(self):
         return _ops.LogFunction()(self)
+
+
+class ElementCount(int):
+    """``Tensor.size``: the number of elements, an ``int``, that called gives the shape (``t.size()``)
+    or one dim's length (``t.size(dim)``), as PyTorch's ``Tensor.size``. Arithmetic on it gives plain ints."""
+
+    def __new__(cls, count, shape=()):
+        number = super().__new__(cls, count)
+        number.shape = tuple(shape)
+        return number
+
+    def __call__(self, dim=None):
+        if dim is None:
+            return self.shape
+        return self.shape[_ops.normalize_dim(dim, len(self.shape), "size")]
+
+    def __reduce__(self):                 # a copy or a pickle is the plain count
+        return int, (int(self),)
+
+
+class ValuesIndices(NamedTuple):
+    """What ``max(dim)``/``min(dim)`` return, as PyTorch's: the values and their int64 indices."""
+
+    values: "Tensor"
+    indices: "Tensor"
+
+
+def _names_dtype(value):
+    """Whether ``Tensor.to``'s argument is a dtype (np.float32, "float64", np.dtype) rather than a device."""
+    if isinstance(value, str):
+        try:
+            np.dtype(value)
+        except TypeError:
+            return False                  # "cpu", "cuda", "cuda:0"
+        return True
+    return isinstance(value, (type, np.dtype))
+
+
+def _reduction_arguments(op, axis, keepdims, dim, keepdim):
+    """(axis, keepdims) from NumPy's names or PyTorch's ``dim``/``keepdim``, which may not both be given."""
+    if dim is not None:
+        if axis is not None:
+            raise TypeError(f"{op}: give axis= or dim=, not both (they mean the same)")
+        axis = dim
+    if keepdim is not None:
+        keepdims = keepdim
+    return (tuple(axis) if isinstance(axis, list) else axis), bool(keepdims)
 
 
 DEFAULT_FLOAT = np.float32          # the dtype of a Python float in a tensor, as PyTorch's default dtype

@@ -13,6 +13,7 @@ SUBCOMMANDS = {
     "evaluate": ("evaluate", "accuracy and confusion matrix of a checkpoint on a test set"),
     "predict": ("predict", "top-k classes of images from a checkpoint"),
     "summary": ("summary", "per-layer output shapes, parameters and multiply-accumulates of a model"),
+    "export": ("export", "export a checkpoint to an ONNX graph (needs onnx; onnxruntime to check it)"),
     "convert-torch": ("convert_torch", "convert a torchvision .pth state_dict to .npz (needs torch)"),
     "verify-doc": ("verify_doc", "recompute every worked number of the ResNet document"),
     "assignment": ("assignment", "release, check and grade classroom assignments"),

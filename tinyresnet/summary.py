@@ -137,3 +137,9 @@ def summarize(model, input_size=(3, 224, 224), name=None):
         total_params=model.num_parameters(), trainable_params=model.num_parameters(trainable_only=True),
         total_macs=sum(r.macs for r in rows), output_shape=tuple(out.shape))
 
+
+
+summary = summarize
+"""``summary(model, input_size)``: the name torchsummary users know, for ``summarize`` (the same
+function: ``input_size`` is (C, H, W), without the batch dimension, and a ``ModelSummary`` is
+returned, which ``print`` shows as a table: ``print(summary(model, (3, 32, 32)))``)."""

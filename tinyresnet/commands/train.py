@@ -4,6 +4,7 @@
     tinyresnet train --model resnet56 --dataset cifar10 --data-dir data --epochs 164 --schedule multistep \\
         --milestones 82 123 --batch-size 128 --weight-decay 1e-4 --device cuda       # the paper's CIFAR recipe
     tinyresnet train --resume --out runs/resnet20-digits                             # continue a run
+    tinyresnet train --dataset cifar10 --download      # fetch CIFAR-10 into data/ first (once, MD5-checked)
 """
 
 import errno
@@ -22,7 +23,10 @@ def add_arguments(parser):
     parser.add_argument("--model", help=f"model name from tinyresnet.models.list_models() (default {DEFAULTS.model})")
     parser.add_argument("--dataset", choices=DATASETS, help=f"dataset (default {DEFAULTS.dataset})")
     parser.add_argument("--data-dir", help="cifar10: folder with the python batch files; imagefolder: the folder "
-                                           "of class subfolders")
+                                           "of class subfolders (default for cifar10: data)")
+    parser.add_argument("--download", action="store_true",
+                        help="cifar10: download the official archive into --data-dir first, unless the batch files "
+                             "are there (MD5-checked, resumable; the URL can be set with TINYRESNET_CIFAR10_URL)")
     parser.add_argument("--epochs", type=int, help=f"epochs to train in all (default {DEFAULTS.epochs})")
     parser.add_argument("--batch-size", type=int, help=f"images per step (default {DEFAULTS.batch_size})")
     parser.add_argument("--lr", type=float, help=f"learning rate (default {DEFAULTS.lr})")
@@ -78,6 +82,25 @@ def describe_os_error(e):
     return f"{e.filename}: {e.strerror}" + (f"; {fix[e.errno]}" if e.errno in fix else "")
 
 
+class _DownloadInterrupted(Exception):
+    pass
+
+
+def _download(config):
+    """``--download``: fetch CIFAR-10 into the run's data folder unless it is there (DownloadError on failure)."""
+    if config.dataset != "cifar10":
+        raise ValueError(f"--download fetches CIFAR-10 only, but the dataset is {config.dataset!r}; add "
+                         f"--dataset cifar10 or leave --download out")
+    from ..data.download import download_cifar10
+
+    data_dir = config.data_dir or "data"
+    try:
+        download_cifar10(data_dir, progress=config.progress)
+    except KeyboardInterrupt:
+        raise _DownloadInterrupted(f"the download stopped; the part fetched so far is kept in {data_dir}, "
+                                   f"run the same command again to resume it") from None
+
+
 def run(args):
     given = _given(args)
     given["progress"] = not args.quiet
@@ -91,6 +114,8 @@ def run(args):
                 given["out"] = _default_out(given.get("model", DEFAULTS.model), given.get("dataset", DEFAULTS.dataset),
                                             resume=False)
             config = TrainConfig(**given)
+        if args.download:
+            _download(config)
         started = time.perf_counter()
         result = fit(config, resume=args.resume)
     except (TrainingDiverged, ValueError, RuntimeError, KeyError, MemoryError) as e:
@@ -99,6 +124,9 @@ def run(args):
     except OSError as e:                      # a missing file, a full disk, a read-only folder: one line
         print(f"error: {describe_os_error(e)}", file=sys.stderr)
         return 1
+    except _DownloadInterrupted as e:
+        print(f"interrupted: {e}", file=sys.stderr)
+        return 130
     minutes = (time.perf_counter() - started) / 60
     if result.interrupted:
         return 128 + (result.stop_signal or 2)     # as a shell reports it: 130 after Ctrl-C, 143 after SIGTERM

@@ -5,10 +5,12 @@
 >>> loader = DataLoader(train, batch_size=64, shuffle=True, seed=0,
 ...                     transform=T.RandomCrop(8, padding=1))
 >>> images, labels = next(iter(loader))                # (64, 1, 8, 8) float32, (64,) int64
+>>> cifar_train = CIFAR10("data", train=True, download=True)   # fetched once, MD5-checked, into data/
 """
 
 from . import transforms
 from .datasets import (
+    CIFAR10,
     DATASETS,
     ArrayDataset,
     ImageFolder,
@@ -20,8 +22,11 @@ from .datasets import (
     stratified_split,
     synthetic,
 )
+from .download import DownloadError, download_cifar10
 from .images import read_image
 from .loader import DataLoader
+from .tensor_dataset import Digits, TensorDataset
 
-__all__ = ["DATASETS", "ArrayDataset", "DataLoader", "ImageFolder", "get_dataset", "load_cifar10", "load_digits",
-           "load_image_folder", "read_cifar_batch", "read_image", "stratified_split", "synthetic", "transforms"]
+__all__ = ["CIFAR10", "DATASETS", "ArrayDataset", "DataLoader", "Digits", "DownloadError", "ImageFolder",
+           "TensorDataset", "download_cifar10", "get_dataset", "load_cifar10", "load_digits", "load_image_folder",
+           "read_cifar_batch", "read_image", "stratified_split", "synthetic", "transforms"]

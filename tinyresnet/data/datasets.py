@@ -175,7 +175,8 @@ def _cifar_folder(data_dir):
         f"CIFAR-10 not found in {data_dir!r} (looked for data_batch_1 there and in "
         f"{os.path.join(data_dir, 'cifar-10-batches-py')}). Download the 'CIFAR-10 python version' "
         f"(cifar-10-python.tar.gz, 163 MB) from {CIFAR10_URL}, unpack it with "
-        f"`tar xzf cifar-10-python.tar.gz -C {data_dir}`, and pass --data-dir {data_dir}")
+        f"`tar xzf cifar-10-python.tar.gz -C {data_dir}`, and pass --data-dir {data_dir}; or let "
+        f"`tinyresnet train --dataset cifar10 --download` (CIFAR10(..., download=True) in Python) do it")
 
 
 def read_cifar_batch(path):
@@ -200,27 +201,69 @@ def read_cifar_batch(path):
     return data.reshape(-1, 3, 32, 32), labels     # (N, 3072) -> (N, 3, 32, 32), channel-major rows
 
 
-def load_cifar10(data_dir="data"):
+def load_cifar10(data_dir="data", download=False):
     """CIFAR-10 from the standard python batch files: 50,000 training and 10,000 test images (3, 32, 32).
 
     ``data_dir`` holds ``data_batch_1`` … ``data_batch_5`` and ``test_batch``, directly or in the
-    ``cifar-10-batches-py`` folder that the download unpacks to.
+    ``cifar-10-batches-py`` folder that the download unpacks to. ``download=True`` first fetches and
+    unpacks the official archive into ``data_dir`` unless the files are already there (see
+    ``tinyresnet.data.download``). Returns ``(train, test)``.
     """
-    folder = _cifar_folder(data_dir)
-    train = [read_cifar_batch(os.path.join(folder, f"data_batch_{i}")) for i in range(1, 6)]
-    test_x, test_y = read_cifar_batch(os.path.join(folder, "test_batch"))
-    classes = CIFAR10_CLASSES
+    folder = _cifar_source(data_dir, download)
+    classes = _cifar_classes(folder)
+    return _cifar_split(folder, True, classes), _cifar_split(folder, False, classes)
+
+
+class CIFAR10(ArrayDataset):
+    """One split of CIFAR-10, as ``torchvision.datasets.CIFAR10(root, train, download)`` is called.
+
+    ``CIFAR10("data", train=True, download=True)`` downloads the official archive into ``data`` once
+    (MD5-checked, resumable), then holds the 50,000 training images (``train=False``: the 10,000 test
+    images) in memory as uint8 ``images`` (N, 3, 32, 32) with ``labels`` (N,) and ``classes``. Unlike
+    torchvision's, ``dataset[i]`` is a float32 (3, 32, 32) array in [0, 1] and its label, and the
+    augmentation goes to the ``DataLoader`` (``transform=``), which transforms whole batches.
+    """
+
+    def __init__(self, root="data", train=True, download=False):
+        folder = _cifar_source(root, download)
+        split = _cifar_split(folder, train, _cifar_classes(folder))
+        super().__init__(split.images, split.labels, split.classes, split.name)
+        self.root, self.train, self.folder = root, bool(train), folder
+
+    @property
+    def class_to_idx(self):
+        """{class name: label}, as torchvision's datasets have."""
+        return {name: k for k, name in enumerate(self.classes)}
+
+
+def _cifar_source(data_dir, download):
+    """The folder of the batch files, downloading them first if asked."""
+    if download:
+        from .download import download_cifar10
+
+        return download_cifar10(data_dir or "data", progress=True)
+    return _cifar_folder(data_dir)
+
+
+def _cifar_split(folder, train, classes):
+    """The training set (data_batch_1..5) or the test set (test_batch) of the batch files in ``folder``."""
+    names = [f"data_batch_{i}" for i in range(1, 6)] if train else ["test_batch"]
+    batches = [read_cifar_batch(os.path.join(folder, name)) for name in names]
+    return ArrayDataset(np.concatenate([x for x, _ in batches]), np.concatenate([y for _, y in batches]),
+                        classes, "cifar10-train" if train else "cifar10-test")
+
+
+def _cifar_classes(folder):
+    """The class names from ``batches.meta`` when it is readable, otherwise the standard ten."""
     meta = os.path.join(folder, "batches.meta")
     if os.path.isfile(meta):
         try:
             with open(meta, "rb") as f:
                 names = _ArraysOnlyUnpickler(f, encoding="bytes").load()[b"label_names"]
-            classes = tuple(n.decode() if isinstance(n, bytes) else str(n) for n in names)
+            return tuple(n.decode() if isinstance(n, bytes) else str(n) for n in names)
         except Exception:
             pass   # the class names are a nicety; the standard ones are used instead
-    return (ArrayDataset(np.concatenate([x for x, _ in train]), np.concatenate([y for _, y in train]),
-                         classes, "cifar10-train"),
-            ArrayDataset(test_x, test_y, classes, "cifar10-test"))
+    return CIFAR10_CLASSES
 
 
 # --------------------------------------------------------------------------- image folders

@@ -14,6 +14,9 @@ made fast, each step measured against PyTorch CPU (see benchmarks/README.md). Sa
   a copy.
 - For stride 1, dx is a gather (im2col of the padded dout times the flipped filters) instead of
   col2im's scatter.
+- A dilation is only other strides in the strided view (a window's taps d pixels apart), so the
+  forward, the weight gradient and the stride-1 gather handle it as they handle d = 1; a strided
+  dilated dx goes through the plain ``col2im``, as every strided dx does.
 - Inside ``kernels.num_threads(n)`` (the training loop runs in one), the slices are dealt out to n
   threads (``for_each_thread``), each building its own columns and calling BLAS on one thread.
   Run serially, a slice's copies use one core while BLAS's idle threads spin on the others.
@@ -27,7 +30,7 @@ from .threads import for_each_thread, get_num_threads
 ROWS_PER_CHUNK = 2048   # im2col rows per slice of the batch: its columns are still in cache for the product
 
 
-def strided_im2col(x, kh, kw, stride=(1, 1), padding=(0, 0), out=None):
+def strided_im2col(x, kh, kw, stride=(1, 1), padding=(0, 0), out=None, dilation=(1, 1)):
     """``ops.conv.im2col`` by one copy of a strided view: the same rows, no loop over the window offsets.
 
     ``out``, if given, is a C-contiguous (N*OH*OW, KH*KW*C) array to write the rows into: conv2d
@@ -36,30 +39,33 @@ def strided_im2col(x, kh, kw, stride=(1, 1), padding=(0, 0), out=None):
     """
     xp = get_array_module(x)
     N, C, H, W = x.shape
-    (sh, sw), (ph, pw) = stride, padding
-    OH, OW = (H + 2 * ph - kh) // sh + 1, (W + 2 * pw - kw) // sw + 1
+    (sh, sw), (ph, pw), (dh, dw) = stride, padding, dilation
+    OH, OW = (H + 2 * ph - dh * (kh - 1) - 1) // sh + 1, (W + 2 * pw - dw * (kw - 1) - 1) // sw + 1
     x = x.transpose(0, 2, 3, 1)                                         # (N, H, W, C)
     if ph or pw:
         x = pad_hw(x, ph, pw)                                           # (N, H+2ph, W+2pw, C)
     # a view of every window, no copy: moving one output position moves (sh, sw) pixels,
-    # moving one offset (i, j) inside the window moves one pixel
+    # moving one offset (i, j) inside the window moves (dh, dw) pixels
     sN, sH, sW, sC = x.strides
     windows = xp.lib.stride_tricks.as_strided(
-        x, (N, OH, OW, kh, kw, C), (sN, sH * sh, sW * sw, sH, sW, sC))  # (N, OH, OW, KH, KW, C)
+        x, (N, OH, OW, kh, kw, C), (sN, sH * sh, sW * sw, sH * dh, sW * dw, sC))  # (N, OH, OW, KH, KW, C)
     if out is None:
         return windows.reshape(N * OH * OW, kh * kw * C)                # the one copy
     out.reshape(windows.shape)[...] = windows                           # the one copy, into out
     return out
 
 
-def pad_hw(x, ph, pw, value=0):
+def pad_hw(x, ph, pw, value=0, after=None):
     """x with ph rows of ``value`` above and below, pw columns left and right (as xp.pad, faster).
 
-    Shapes: x (N, H, W, C) -> (N, H+2ph, W+2pw, C)
+    ``after`` = (rows below, columns right), if given, replaces ph and pw below and right (a pool's
+    ceil_mode pads more there).
+    Shapes: x (N, H, W, C) -> (N, H+2ph, W+2pw, C), or (N, ph+H+after[0], pw+W+after[1], C)
     """
     xp = get_array_module(x)
     N, H, W, C = x.shape
-    out = xp.empty((N, H + 2 * ph, W + 2 * pw, C), dtype=x.dtype)
+    bottom, right = (ph, pw) if after is None else after
+    out = xp.empty((N, ph + H + bottom, pw + W + right, C), dtype=x.dtype)
     out[:, :ph], out[:, ph + H:], out[:, :, :pw], out[:, :, pw + W:] = value, value, value, value   # the border
     out[:, ph:ph + H, pw:pw + W] = x                                               # the inside
     return out
@@ -98,8 +104,8 @@ class FastConv2dFunction(Conv2dFunction):
         N, C, H, W = x.shape
         OC, Cg, KH, KW = weight.shape
         G, OCg = self.groups, OC // self.groups
-        OH = output_size(H, KH, self.stride[0], self.padding[0], "conv2d", "height")
-        OW = output_size(W, KW, self.stride[1], self.padding[1], "conv2d", "width")
+        OH = output_size(H, KH, self.stride[0], self.padding[0], "conv2d", "height", self.dilation[0])
+        OW = output_size(W, KW, self.stride[1], self.padding[1], "conv2d", "width", self.dilation[1])
         self.x, self.weight, self.has_bias = x, weight, bias is not None
         out = xp.empty((N * OH * OW, OC), dtype=xp.result_type(x.dtype, weight.dtype))
         chunks = batch_chunks(N, OH * OW)
@@ -111,13 +117,23 @@ class FastConv2dFunction(Conv2dFunction):
                 c, oc = slice(g * Cg, (g + 1) * Cg), slice(g * OCg, (g + 1) * OCg)   # group g's channels
                 for b in share:                              # a slice of the batch at a time
                     rows = slice(b.start * OH * OW, b.stop * OH * OW)
-                    cols = strided_im2col(x[b, c], KH, KW, self.stride, self.padding, out=buf[:rows.stop - rows.start])
+                    cols = self._columns(x[b, c], buf[:rows.stop - rows.start])
                     xp.matmul(cols, wmats[g], out=out[rows, oc])     # out = cols · Wmat
 
         for_each_thread(conv_slices, chunks, xp)
         if bias is not None:
             out += bias
         return out.reshape(N, OH, OW, OC).transpose(0, 3, 1, 2)     # (N, OC, OH, OW)
+
+    def _columns(self, x, out):
+        """``strided_im2col`` of a slice of x into ``out``, with this convolution's window geometry."""
+        KH, KW = self.weight.shape[2:]
+        return strided_im2col(x, KH, KW, self.stride, self.padding, out=out, **self._dilated())
+
+    def _dilated(self):
+        """``dilation=`` for strided_im2col where there is one; none at all for an undilated conv, whose
+        calls stay ``strided_im2col(x, kh, kw, stride, padding, out=...)`` (as the tests' spies expect)."""
+        return {} if self.dilation == (1, 1) else {"dilation": self.dilation}
 
     def _weight_matrix(self, g):
         """Group g's filters as a (KH*KW*C/G, OC/G) matrix, rows in im2col's (kh, kw, c) order.
@@ -136,17 +152,18 @@ class FastConv2dFunction(Conv2dFunction):
         N, OC, OH, OW = dout.shape
         _, Cg, KH, KW = self.weight.shape
         G, OCg = self.groups, OC // self.groups
-        x, (ph, pw) = self.x, self.padding
+        x, (ph, pw), (dh, dw) = self.x, self.padding, self.dilation
         H, W = x.shape[2:]
-            # out = cols · Wmat with cols = strided_im2col(x)  =>  dWmatᵀ = doutᵀ · cols,  dcols = dout · Wmatᵀ,
+        # out = cols · Wmat with cols = strided_im2col(x)  =>  dWmatᵀ = doutᵀ · cols,  dcols = dout · Wmatᵀ,
         # dx = col2im(dcols). A slice of the batch at a time, the columns rebuilt from x as in forward.
-        # With stride 1, dx is a gather instead of col2im's scatter: dout padded by K−1−p, correlated
-        # with the flipped filters (input and output channels swapped), i.e. im2col(dout) · Wflip.
+        # With stride 1, dx is a gather instead of col2im's scatter: dout padded by d·(K−1)−p, correlated
+        # with the flipped filters (input and output channels swapped, the same dilation d),
+        # i.e. im2col(dout) · Wflip.
         dout_mat = dout.transpose(0, 2, 3, 1).reshape(N * OH * OW, OC)   # (N*OH*OW, OC)
         dx_mat = None                                                     # dx as (N*H*W, C), channels-last
         if self.needs_input_grad[0]:
             dx_mat = xp.empty((N * H * W, Cg * G), dtype=dout.dtype)
-        gather = self.stride == (1, 1) and ph < KH and pw < KW
+        gather = self.stride == (1, 1) and ph <= dh * (KH - 1) and pw <= dw * (KW - 1)
         chunks = batch_chunks(N, OH * OW)
         # per group: the flipped filters, rows in im2col's order over dout's channels (KH*KW*OC/G, C/G),
         # or (for col2im) the forward's weight matrix (KH*KW*C/G, OC/G)
@@ -166,7 +183,7 @@ class FastConv2dFunction(Conv2dFunction):
                 c, oc = slice(g * Cg, (g + 1) * Cg), slice(g * OCg, (g + 1) * OCg)   # group g's channels
                 for i, b in enumerate(share):
                     rows, x_rows = slice(b.start * OH * OW, b.stop * OH * OW), slice(b.start * H * W, b.stop * H * W)
-                    cols = strided_im2col(x[b, c], KH, KW, self.stride, self.padding, out=buf[:rows.stop - rows.start])
+                    cols = self._columns(x[b, c], buf[:rows.stop - rows.start])
                     if i == 0:
                         xp.matmul(dout_mat[rows, oc].T, cols, out=dwmat_t[g])      # dWmatᵀ = doutᵀ · cols,
                     else:
@@ -175,12 +192,15 @@ class FastConv2dFunction(Conv2dFunction):
                     if dx_mat is None:
                         continue
                     if gather:
-                        dout_cols = strided_im2col(dout[b, oc], KH, KW, (1, 1), (KH - 1 - ph, KW - 1 - pw),
-                                           out=dout_buf[:x_rows.stop - x_rows.start])   # (n*H*W, KH*KW*OC/G)
+                        reach = (dh * (KH - 1) - ph, dw * (KW - 1) - pw)           # dout's padding
+                        dout_cols = strided_im2col(dout[b, oc], KH, KW, (1, 1), reach,
+                                                   out=dout_buf[:x_rows.stop - x_rows.start],
+                                                   **self._dilated())           # (n*H*W, KH*KW*OC/G)
                         xp.matmul(dout_cols, wflips[g], out=dx_mat[x_rows, c])     # dx = im2col(dout) · Wflip
                     else:
                         dcols = dout_mat[rows, oc] @ wmats[g].T                    # dcols = dout · Wmatᵀ
-                        dx = col2im(dcols, x[b, c].shape, KH, KW, self.stride, self.padding)   # (n, C/G, H, W)
+                        dx = col2im(dcols, x[b, c].shape, KH, KW, self.stride, self.padding,
+                                    self.dilation)                                 # (n, C/G, H, W)
                         dx_mat[x_rows, c] = dx.transpose(0, 2, 3, 1).reshape(-1, Cg)
             return dwmat_t
 

@@ -8,7 +8,7 @@ twins. n = 3, 5, 7, 9, 18 gives 20, 32, 44, 56 and 110 layers.
 
 from ..ops.checks import whole_number
 from .blocks import BasicBlock, PlainBlock
-from .registry import register_model
+from .registry import build_with_weights, register_model
 from .resnet import ResNet
 
 CIFAR_WIDTHS = (16, 32, 64)
@@ -29,60 +29,60 @@ def cifar_resnet(depth, num_classes=10, in_channels=3, plain=False, **kwargs):
 
 
 @register_model(default_input=(3, 32, 32))
-def resnet20(num_classes=10, in_channels=3, **kwargs):
+def resnet20(weights=None, progress=True, *, num_classes=10, in_channels=3, **kwargs):
     """ResNet-20 for CIFAR: 3 stages of 3 BasicBlocks, type-A shortcuts; 269,722 parameters at 10 classes."""
-    return cifar_resnet(20, num_classes, in_channels, **kwargs)
+    return build_with_weights("resnet20", weights, cifar_resnet, 20, num_classes, in_channels, **kwargs)
 
 
 @register_model(default_input=(3, 32, 32))
-def plain20(num_classes=10, in_channels=3, **kwargs):
+def plain20(weights=None, progress=True, *, num_classes=10, in_channels=3, **kwargs):
     """Plain-20 for CIFAR: ResNet-20 without its skip connections; 269,722 parameters at 10 classes."""
-    return cifar_resnet(20, num_classes, in_channels, plain=True, **kwargs)
+    return build_with_weights("plain20", weights, cifar_resnet, 20, num_classes, in_channels, plain=True, **kwargs)
 
 
 @register_model(default_input=(3, 32, 32))
-def resnet32(num_classes=10, in_channels=3, **kwargs):
+def resnet32(weights=None, progress=True, *, num_classes=10, in_channels=3, **kwargs):
     """ResNet-32 for CIFAR: 3 stages of 5 BasicBlocks, type-A shortcuts; 464,154 parameters at 10 classes."""
-    return cifar_resnet(32, num_classes, in_channels, **kwargs)
+    return build_with_weights("resnet32", weights, cifar_resnet, 32, num_classes, in_channels, **kwargs)
 
 
 @register_model(default_input=(3, 32, 32))
-def plain32(num_classes=10, in_channels=3, **kwargs):
+def plain32(weights=None, progress=True, *, num_classes=10, in_channels=3, **kwargs):
     """Plain-32 for CIFAR: ResNet-32 without its skip connections; 464,154 parameters at 10 classes."""
-    return cifar_resnet(32, num_classes, in_channels, plain=True, **kwargs)
+    return build_with_weights("plain32", weights, cifar_resnet, 32, num_classes, in_channels, plain=True, **kwargs)
 
 
 @register_model(default_input=(3, 32, 32))
-def resnet44(num_classes=10, in_channels=3, **kwargs):
+def resnet44(weights=None, progress=True, *, num_classes=10, in_channels=3, **kwargs):
     """ResNet-44 for CIFAR: 3 stages of 7 BasicBlocks, type-A shortcuts; 658,586 parameters at 10 classes."""
-    return cifar_resnet(44, num_classes, in_channels, **kwargs)
+    return build_with_weights("resnet44", weights, cifar_resnet, 44, num_classes, in_channels, **kwargs)
 
 
 @register_model(default_input=(3, 32, 32))
-def plain44(num_classes=10, in_channels=3, **kwargs):
+def plain44(weights=None, progress=True, *, num_classes=10, in_channels=3, **kwargs):
     """Plain-44 for CIFAR: ResNet-44 without its skip connections; 658,586 parameters at 10 classes."""
-    return cifar_resnet(44, num_classes, in_channels, plain=True, **kwargs)
+    return build_with_weights("plain44", weights, cifar_resnet, 44, num_classes, in_channels, plain=True, **kwargs)
 
 
 @register_model(default_input=(3, 32, 32))
-def resnet56(num_classes=10, in_channels=3, **kwargs):
+def resnet56(weights=None, progress=True, *, num_classes=10, in_channels=3, **kwargs):
     """ResNet-56 for CIFAR: 3 stages of 9 BasicBlocks, type-A shortcuts; 853,018 parameters at 10 classes."""
-    return cifar_resnet(56, num_classes, in_channels, **kwargs)
+    return build_with_weights("resnet56", weights, cifar_resnet, 56, num_classes, in_channels, **kwargs)
 
 
 @register_model(default_input=(3, 32, 32))
-def plain56(num_classes=10, in_channels=3, **kwargs):
+def plain56(weights=None, progress=True, *, num_classes=10, in_channels=3, **kwargs):
     """Plain-56 for CIFAR: ResNet-56 without its skip connections; 853,018 parameters at 10 classes."""
-    return cifar_resnet(56, num_classes, in_channels, plain=True, **kwargs)
+    return build_with_weights("plain56", weights, cifar_resnet, 56, num_classes, in_channels, plain=True, **kwargs)
 
 
 @register_model(default_input=(3, 32, 32))
-def resnet110(num_classes=10, in_channels=3, **kwargs):
+def resnet110(weights=None, progress=True, *, num_classes=10, in_channels=3, **kwargs):
     """ResNet-110 for CIFAR: 3 stages of 18 BasicBlocks, type-A shortcuts; 1,727,962 parameters at 10 classes."""
-    return cifar_resnet(110, num_classes, in_channels, **kwargs)
+    return build_with_weights("resnet110", weights, cifar_resnet, 110, num_classes, in_channels, **kwargs)
 
 
 @register_model(default_input=(3, 32, 32))
-def plain110(num_classes=10, in_channels=3, **kwargs):
+def plain110(weights=None, progress=True, *, num_classes=10, in_channels=3, **kwargs):
     """Plain-110 for CIFAR: ResNet-110 without its skip connections; 1,727,962 parameters at 10 classes."""
-    return cifar_resnet(110, num_classes, in_channels, plain=True, **kwargs)
+    return build_with_weights("plain110", weights, cifar_resnet, 110, num_classes, in_channels, plain=True, **kwargs)

@@ -18,7 +18,7 @@ from ..nn import AdaptiveAvgPool2d, BatchNorm2d, Conv2d, Identity, Linear, MaxPo
 from ..nn.layers import check_channels
 from ..ops.checks import whole_number
 from .blocks import he_init_
-from .registry import register_model
+from .registry import build_with_weights, register_model
 
 
 class DenseLayer(Module):
@@ -128,9 +128,10 @@ class DenseNet(Module):
 
 
 @register_model()
-def densenet121(num_classes=1000, in_channels=3, **kwargs):
+def densenet121(weights=None, progress=True, *, num_classes=1000, in_channels=3, **kwargs):
     """DenseNet-121: growth rate 32, blocks of 6, 12, 24, 16 layers; 7,978,856 parameters at 1,000 classes.
 
     ``stem="cifar"`` swaps the 7×7 stride-2 stem and max-pool for a 3×3 stride-1 conv.
     """
-    return DenseNet(32, (6, 12, 24, 16), 64, 4, num_classes=num_classes, in_channels=in_channels, **kwargs)
+    return build_with_weights("densenet121", weights, DenseNet, 32, (6, 12, 24, 16), 64, 4, num_classes=num_classes,
+                              in_channels=in_channels, **kwargs)

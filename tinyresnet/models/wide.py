@@ -16,7 +16,7 @@ from ..nn import AdaptiveAvgPool2d, BatchNorm2d, Linear, Module, ReLU, Sequentia
 from ..nn.layers import check_channels
 from ..ops.checks import whole_number
 from .blocks import conv1x1, conv3x3, he_init_
-from .registry import register_model
+from .registry import build_with_weights, register_model
 
 
 class WideBasicBlock(Module):
@@ -87,7 +87,8 @@ class WideResNet(Module):
 
 
 @register_model(default_input=(3, 32, 32))
-def wide_resnet28_10(num_classes=10, in_channels=3):
+def wide_resnet28_10(weights=None, progress=True, *, num_classes=10, in_channels=3):
     """WRN-28-10 for CIFAR: 3 stages of 4 pre-activation blocks, 160/320/640 channels;
     36,479,194 parameters at 10 classes."""
-    return WideResNet(28, 10, num_classes=num_classes, in_channels=in_channels)
+    return build_with_weights("wide_resnet28_10", weights, WideResNet, 28, 10, num_classes=num_classes,
+                              in_channels=in_channels)

@@ -3,7 +3,7 @@
 Seed weight initialisation with ``tinyresnet.nn.init.manual_seed(seed)`` (also ``tinyresnet.nn.manual_seed``).
 """
 
-from . import init
+from . import init, utils
 from .init import manual_seed
 from .layers import (
                      AdaptiveAvgPool2d,
@@ -17,8 +17,9 @@ from .layers import (
                      ReLU,
                      Sequential,
 )
+from .loss import CrossEntropyLoss, MSELoss
 from .module import IncompatibleKeys, Module, Parameter, RemovableHandle, StateDictMismatch, load, save
 
-__all__ = ["AdaptiveAvgPool2d", "AvgPool2d", "BatchNorm2d", "Conv2d", "Flatten", "Identity", "IncompatibleKeys",
-           "Linear", "MaxPool2d", "Module", "Parameter", "ReLU", "RemovableHandle", "Sequential", "StateDictMismatch",
-           "init", "load", "manual_seed", "save"]
+__all__ = ["AdaptiveAvgPool2d", "AvgPool2d", "BatchNorm2d", "Conv2d", "CrossEntropyLoss", "Flatten", "Identity",
+           "IncompatibleKeys", "Linear", "MSELoss", "MaxPool2d", "Module", "Parameter", "ReLU", "RemovableHandle",
+           "Sequential", "StateDictMismatch", "init", "load", "manual_seed", "save", "utils"]

@@ -33,11 +33,18 @@ class Conv2d(Module):
     """2-D convolution with a learnable kernel ``weight`` (OC, C/groups, KH, KW) and optional ``bias`` (OC,).
 
     Initialised as torch does: weight and bias uniform on ±1/√fan_in, fan_in = C/groups · KH · KW.
-    Shapes: (N, C, H, W) -> (N, OC, OH, OW), OH = ⌊(H + 2·padding − KH) / stride⌋ + 1
+    ``dilation`` spaces the kernel's taps; ``padding_mode`` "zeros" (the default), "reflect", "replicate"
+    or "circular" says what the padding holds (the non-zero modes pad with ``F.pad`` first).
+    Shapes: (N, C, H, W) -> (N, OC, OH, OW), OH = ⌊(H + 2·padding − dilation·(KH − 1) − 1) / stride⌋ + 1
     """
 
-    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, groups=1, bias=True):
+    PADDING_MODES = ("zeros", "reflect", "replicate", "circular")
+
+    def __init__(self, in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1, bias=True,
+                 padding_mode="zeros"):
         super().__init__()
+        if padding_mode not in self.PADDING_MODES:
+            raise ValueError(f"Conv2d: padding_mode must be one of {self.PADDING_MODES}, got {padding_mode!r}")
         in_channels = whole_number(in_channels, "in_channels", "Conv2d")
         out_channels = whole_number(out_channels, "out_channels", "Conv2d")
         groups = whole_number(groups, "groups", "Conv2d")
@@ -47,6 +54,7 @@ class Conv2d(Module):
         self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
         self.kernel_size = pair(kernel_size, "kernel_size", 1, "Conv2d")
         self.stride, self.padding = pair(stride, "stride", 1, "Conv2d"), pair(padding, "padding", 0, "Conv2d")
+        self.dilation, self.padding_mode = pair(dilation, "dilation", 1, "Conv2d"), padding_mode
         kh, kw = self.kernel_size
         self.weight = Parameter(np.empty((out_channels, in_channels // groups, kh, kw), dtype=np.float32))
         self.bias = Parameter(np.empty(out_channels, dtype=np.float32)) if bias else None
@@ -54,7 +62,11 @@ class Conv2d(Module):
 
     def forward(self, x):
         check_channels(x, self.in_channels, f"Conv2d({self.in_channels}, {self.out_channels})")
-        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.groups)
+        if self.padding_mode != "zeros" and self.padding != (0, 0):
+            ph, pw = self.padding
+            x = F.pad(x, (pw, pw, ph, ph), mode=self.padding_mode)
+            return F.conv2d(x, self.weight, self.bias, self.stride, 0, self.dilation, self.groups)
+        return F.conv2d(x, self.weight, self.bias, self.stride, self.padding, self.dilation, self.groups)
 
     def macs(self, inputs, output):
         """N·OC·OH·OW output values, each a sum of (C/groups)·KH·KW products."""
@@ -65,10 +77,14 @@ class Conv2d(Module):
         text = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
         if self.padding != (0, 0):
             text += f", padding={self.padding}"
+        if self.dilation != (1, 1):
+            text += f", dilation={self.dilation}"
         if self.groups != 1:
             text += f", groups={self.groups}"
         if self.bias is None:
             text += ", bias=False"
+        if self.padding_mode != "zeros":
+            text += f", padding_mode={self.padding_mode}"
         return text
 
 
@@ -127,17 +143,44 @@ class _Pool2d(Module):
 
 
 class MaxPool2d(_Pool2d):
-    """Max over each kernel_size window (stride defaults to kernel_size); padding counts as −∞."""
+    """Max over each kernel_size window (stride defaults to kernel_size); padding counts as −∞.
+    ``dilation`` spaces the window's taps, ``ceil_mode`` rounds the output size up (``F.max_pool2d``)."""
+
+    def __init__(self, kernel_size, stride=None, padding=0, dilation=1, return_indices=False, ceil_mode=False):
+        super().__init__(kernel_size, stride, padding)
+        pair(dilation, "dilation", 1, "MaxPool2d")
+        if return_indices:
+            raise NotImplementedError("MaxPool2d: return_indices=True is not supported")
+        self.dilation, self.return_indices, self.ceil_mode = dilation, return_indices, ceil_mode
 
     def forward(self, x):
-        return F.max_pool2d(x, self.kernel_size, self.stride, self.padding)
+        return F.max_pool2d(x, self.kernel_size, self.stride, self.padding, self.dilation, self.ceil_mode)
+
+    def extra_repr(self):
+        text = super().extra_repr()
+        if self.dilation not in (1, (1, 1)):
+            text += f", dilation={self.dilation}"
+        return text + (", ceil_mode=True" if self.ceil_mode else "")
 
 
 class AvgPool2d(_Pool2d):
-    """Mean over each kernel_size window (stride defaults to kernel_size); zero padding counts."""
+    """Mean over each kernel_size window (stride defaults to kernel_size); zero padding counts unless
+    ``count_include_pad=False``; ``ceil_mode`` rounds the output size up (``F.avg_pool2d``)."""
+
+    def __init__(self, kernel_size, stride=None, padding=0, ceil_mode=False, count_include_pad=True,
+                 divisor_override=None):
+        super().__init__(kernel_size, stride, padding)
+        self.ceil_mode, self.count_include_pad, self.divisor_override = ceil_mode, count_include_pad, divisor_override
 
     def forward(self, x):
-        return F.avg_pool2d(x, self.kernel_size, self.stride, self.padding)
+        return F.avg_pool2d(x, self.kernel_size, self.stride, self.padding, self.ceil_mode, self.count_include_pad,
+                            self.divisor_override)
+
+    def extra_repr(self):
+        text = super().extra_repr() + (", ceil_mode=True" if self.ceil_mode else "")
+        if not self.count_include_pad:
+            text += ", count_include_pad=False"
+        return text + (f", divisor_override={self.divisor_override}" if self.divisor_override is not None else "")
 
 
 class AdaptiveAvgPool2d(Module):

@@ -284,3 +284,119 @@ class ToDeviceFunction(Function):
 
     def backward(self, dout):
         return to_device(dout, self.source)
+
+
+def normalize_dim(dim, ndim, op):
+    """``dim`` as an index in ``[0, ndim)``, negative dims counting from the end, as PyTorch checks them.
+
+    A 0-d tensor accepts dim 0 and -1 (PyTorch's rule); ``unsqueeze`` passes ``ndim + 1``, the rank of
+    its output. Fails with IndexError (as PyTorch) naming the valid range, TypeError for a non-integer.
+    """
+    if isinstance(dim, bool) or not hasattr(dim, "__index__"):
+        raise TypeError(f"{op}: dim must be an integer, got {type(dim).__name__} {dim!r}")
+    dim, span = int(dim.__index__()), max(ndim, 1)
+    if not -span <= dim < span:
+        raise IndexError(f"{op}: dim {dim} is out of range for a tensor of {ndim} dimensions; "
+                         f"use a dim in [{-span}, {span - 1}]")
+    return dim % span
+
+
+class CastFunction(Function):
+    """x in another floating-point dtype, as ``.float()``/``.double()``; the gradient is cast back.
+
+    Shapes: x (...) -> (...), same shape
+    Saves:  x's dtype
+    """
+
+    def __init__(self, dtype):
+        self.dtype = dtype
+
+    def forward(self, x):
+        self.source_dtype = x.dtype
+        return x.astype(self.dtype)
+
+    def backward(self, dout):
+        return dout.astype(self.source_dtype)       # d(cast x)/dx = 1, in x's own precision
+
+
+class ExtremumFunction(Function):
+    """The largest (or smallest) element of x, as ``x.max()``/``x.min()`` without a dim: a 0-d array.
+
+    The gradient is shared equally by the elements that tie for the extremum, as in PyTorch (a NaN
+    is the extremum wherever it appears). ``x.max(dim)`` is another op: ``TakeAlongDimFunction``.
+    Shapes: x (...) with at least one element -> ()
+    Saves:  the mask of the elements equal to the result, and their count
+    """
+
+    def __init__(self, largest=True):
+        self.largest = largest
+
+    def forward(self, x):
+        xp = get_array_module(x)
+        if x.size == 0:
+            raise ValueError(f"{'max' if self.largest else 'min'}() of an empty tensor (shape {tuple(x.shape)}) "
+                             f"has no value; give a dim, or check the tensor is not empty")
+        out = x.max() if self.largest else x.min()
+        if any(self.needs_input_grad):
+            self.mask = (x == out) | (xp.isnan(x) & xp.isnan(out))
+            self.count = int(self.mask.sum())
+        return xp.asarray(out)
+
+    def backward(self, dout):
+        return self.mask * (dout / self.count)       # each tied element gets 1/count of the gradient
+
+
+class TakeAlongDimFunction(Function):
+    """x's elements at ``indices`` along ``dim``: the values of ``x.max(dim)``/``x.min(dim)``.
+
+    ``indices`` has x's shape with size 1 along ``dim`` (one index per row); ``keepdim=False`` drops
+    that dim from the output. Each row's gradient goes to the one element picked (for max, the first
+    of tied maxima: the index ``argmax`` gives, as PyTorch does for ``max(dim)``).
+    Shapes: x (..., n, ...), indices (..., 1, ...) integers in [0, n) -> (..., 1, ...) or (..., ...)
+    Saves:  the indices, x's shape and dtype
+    """
+
+    def __init__(self, indices, dim, keepdim=False):
+        self.indices, self.dim, self.keepdim = indices, dim, keepdim
+
+    def forward(self, x):
+        xp = get_array_module(x)
+        self.shape, self.dtype = x.shape, x.dtype
+        out = xp.take_along_axis(x, self.indices, axis=self.dim)
+        return out if self.keepdim else out.squeeze(self.dim)
+
+    def backward(self, dout):
+        xp = get_array_module(dout)
+        dout = dout if self.keepdim else xp.expand_dims(dout, self.dim)
+        positions = [1] * len(self.shape)
+        positions[self.dim] = self.shape[self.dim]
+        picked = xp.arange(self.shape[self.dim]).reshape(positions) == self.indices   # one True per row
+        return (picked * dout).astype(self.dtype)
+
+
+class StackFunction(Function):
+    """Join same-shaped tensors along a new ``dim``, as ``torch.stack``.
+
+    Shapes: xs[k] (...) all alike -> (..., len(xs) at position dim, ...)
+    Saves:  the number of inputs
+    """
+
+    def __init__(self, dim=0):
+        self.dim = dim
+
+    def forward(self, *xs):
+        xp = get_array_module(*xs)
+        for k, x in enumerate(xs[1:], start=1):
+            if x.shape != xs[0].shape:
+                raise ValueError(f"stack needs tensors of one shape, got {tuple(xs[0].shape)} at entry 0 and "
+                                 f"{tuple(x.shape)} at entry {k}; reshape them, or use cat to join along a dim")
+        self.count = len(xs)
+        return xp.stack(xs, axis=self.dim)
+
+    def backward(self, dout):
+        index = [slice(None)] * dout.ndim
+        grads = []
+        for k in range(self.count):
+            index[self.dim] = k                     # input k is the slab at position k of the new dim
+            grads.append(dout[tuple(index)])
+        return tuple(grads)

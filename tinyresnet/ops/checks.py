@@ -64,14 +64,28 @@ def check_4d(x, op):
     check_float(x, op)
 
 
-def output_size(n, k, s, p, op, axis):
-    """⌊(n + 2p − k) / s⌋ + 1, the output size of a sliding window; fails if the window does not fit."""
+def output_size(n, k, s, p, op, axis, dilation=1, ceil_mode=False):
+    """The output size of a sliding window, as PyTorch counts it; fails if the window does not fit.
+
+    The window spans d·(k − 1) + 1 pixels (its taps are ``dilation`` apart). The size is
+    ⌊(n + 2p − d·(k − 1) − 1) / s⌋ + 1, or with ``ceil_mode`` (pooling) ⌈…⌉ + 1, less one where the
+    last window would then start past the input and its left padding (at or after n + p).
+    """
     if p < 0:
         raise ValueError(f"{op}: padding must be at least 0, got {p}; a negative padding would crop the input, "
                          f"slice it instead")
-    if n + 2 * p < k:
-        raise ValueError(f"{op}: the {axis} kernel size {k} is larger than the padded input "
+    if dilation < 1:
+        raise ValueError(f"{op}: dilation must be at least 1, got {dilation}")
+    span = dilation * (k - 1) + 1
+    if n + 2 * p < span:
+        dilated = f" (dilated by {dilation}: it spans {span} pixels)" if dilation > 1 else ""
+        raise ValueError(f"{op}: the {axis} kernel size {k}{dilated} is larger than the padded input "
                          f"({n} + 2×padding {p} = {n + 2 * p}); use a smaller kernel or more padding")
     if s < 1:
         raise ValueError(f"{op}: stride must be at least 1, got {s}")
-    return (n + 2 * p - k) // s + 1
+    if not ceil_mode:
+        return (n + 2 * p - span) // s + 1
+    out = -(-(n + 2 * p - span) // s) + 1
+    if (out - 1) * s >= n + p:                      # the last window would start in the right padding or beyond
+        out -= 1
+    return out

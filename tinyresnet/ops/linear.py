@@ -38,14 +38,19 @@ class CrossEntropyFunction(Function):
     """Cross-entropy of logits against integer class targets, via a stable log-softmax.
 
     loss_n = −log softmax(z_n)[t_n] = logsumexp(z_n) − z_n[t_n]
+    With label smoothing ε (PyTorch's definition): the target is (1 − ε)·onehot(t_n) + ε/K, so
+    loss_n = (1 − ε)·(−log p_n[t_n]) + ε · mean over the K classes of (−log p_n[k]).
     Shapes: logits (N, K), targets (N,) integers in [0, K) -> scalar (mean or sum) or (N,)
     Saves:  softmax(logits), the targets
     """
 
-    def __init__(self, targets, reduction="mean"):
+    def __init__(self, targets, reduction="mean", label_smoothing=0.0):
         if reduction not in ("mean", "sum", "none"):
             raise ValueError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
-        self.targets, self.reduction = targets, reduction
+        if isinstance(label_smoothing, bool) or not 0.0 <= float(label_smoothing) <= 1.0:
+            raise ValueError(f"label_smoothing must be between 0.0 and 1.0, got {label_smoothing!r}; "
+                             f"0.1 is a usual value, 0.0 turns it off")
+        self.targets, self.reduction, self.smoothing = targets, reduction, float(label_smoothing)
 
     def forward(self, logits):
         xp = get_array_module(logits)
@@ -66,6 +71,9 @@ class CrossEntropyFunction(Function):
         logsumexp = xp.log(xp.exp(shifted).sum(axis=1))
         rows = xp.arange(N)
         losses = logsumexp - shifted[rows, t]                                   # (N,)
+        if self.smoothing:                       # −log p_k = logsumexp − shifted_k, averaged over k
+            uniform = logsumexp - shifted.mean(axis=1)
+            losses = (1 - self.smoothing) * losses + self.smoothing * uniform
         self.softmax = xp.exp(shifted - logsumexp[:, None])                    # (N, K)
         if self.reduction == "none":
             return losses
@@ -74,7 +82,9 @@ class CrossEntropyFunction(Function):
     def backward(self, dout):
         N = self.softmax.shape[0]
         dlogits = self.softmax.copy()
-        dlogits[get_array_module(dlogits).arange(N), self.targets] -= 1        # dz = softmax − onehot
+        dlogits[get_array_module(dlogits).arange(N), self.targets] -= 1 - self.smoothing
+        if self.smoothing:                       # dz = softmax − ((1 − ε)·onehot + ε/K)
+            dlogits -= self.smoothing / dlogits.shape[1]
         if self.reduction == "none":
             return dlogits * dout[:, None]
         scale = dout / N if self.reduction == "mean" else dout

@@ -1,7 +1,10 @@
 """Max pooling, average pooling and adaptive (global) average pooling (the plain tier).
 
 Like im2col, the pools visit the KH×KW window offsets one at a time, each offset covering
-every output position at once with a strided slice.
+every output position at once with a strided slice. A dilated max pool (``dilation`` d) reads
+every d-th pixel of a window: its offset (i, j) is the pixel (i·dh, j·dw) from the window's corner.
+``ceil_mode`` rounds the output size up (PyTorch's rule, ``checks.output_size``): the last window may
+then hang over the input's end, and the pools pad there too (−∞ for max, nothing counted for avg).
 """
 
 from ..autograd import Function
@@ -10,93 +13,132 @@ from .checks import check_4d, output_size
 
 
 def _window(x, i, j, stride, OH, OW):
-    """The value at window offset (i, j) of every output position: (N, C, OH, OW)."""
+    """The value at padded pixel (i, j) from the corner of every window: (N, C, OH, OW)."""
     sh, sw = stride
     return x[:, :, i:i + sh * OH:sh, j:j + sw * OW:sw]
 
 
-def _pool_geometry(x, kernel, stride, padding, op):
+def _pool_geometry(x, kernel, stride, padding, op, dilation=(1, 1), ceil_mode=False):
+    """The output size OH, OW and the padding (below, right) the windows need.
+
+    The padding below and right is ``padding``, or more with ``ceil_mode``: what the last window
+    hangs over the padded input's end.
+    """
     check_4d(x, op)
     (kh, kw), (ph, pw) = kernel, padding
     if ph > kh // 2 or pw > kw // 2:
         raise ValueError(f"{op}: padding {padding} must be at most half the kernel {kernel}")
-    OH = output_size(x.shape[2], kh, stride[0], ph, op, "height")
-    OW = output_size(x.shape[3], kw, stride[1], pw, op, "width")
-    return OH, OW
+    OH = output_size(x.shape[2], kh, stride[0], ph, op, "height", dilation[0], ceil_mode)
+    OW = output_size(x.shape[3], kw, stride[1], pw, op, "width", dilation[1], ceil_mode)
+    # the last window's last pixel is (OH − 1)·sh + dh·(KH − 1) in padded coordinates
+    below = max(ph, (OH - 1) * stride[0] + dilation[0] * (kh - 1) + 1 - ph - x.shape[2])
+    right = max(pw, (OW - 1) * stride[1] + dilation[1] * (kw - 1) + 1 - pw - x.shape[3])
+    return OH, OW, (below, right)
 
 
 class MaxPool2dFunction(Function):
     """Max over each KH×KW window; padding counts as −∞. A NaN in a window makes its maximum NaN, as in PyTorch.
 
     Backward is the argmax route: only each window's maximum passed its value on, so only it gets
-    the window's gradient.
-    Shapes: x (N, C, H, W) -> (N, C, OH, OW)
-    Saves:  the offset k = i·KW + j of each window's maximum (N, C, OH, OW), x.shape
+    the window's gradient. ``dilation`` spaces a window's taps, ``ceil_mode`` rounds the output size up.
+    Shapes: x (N, C, H, W) -> (N, C, OH, OW), OH = ⌊(H + 2p − d·(KH − 1) − 1) / s⌋ + 1 (⌈⌉ with ceil_mode)
+    Saves:  the offset k = i·KW + j of each window's maximum (N, C, OH, OW), x.shape, the padding below/right
     """
 
-    def __init__(self, kernel_size, stride, padding=(0, 0)):
+    def __init__(self, kernel_size, stride, padding=(0, 0), dilation=(1, 1), ceil_mode=False):
         self.kernel, self.stride, self.padding = kernel_size, stride, padding
+        self.dilation, self.ceil_mode = dilation, ceil_mode
 
     def forward(self, x):
         xp = get_array_module(x)
-        OH, OW = _pool_geometry(x, self.kernel, self.stride, self.padding, "max_pool2d")
-        (kh, kw), (ph, pw) = self.kernel, self.padding
-        xpad = xp.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)), constant_values=-xp.inf)
+        OH, OW, (below, right) = _pool_geometry(x, self.kernel, self.stride, self.padding, "max_pool2d",
+                                                self.dilation, self.ceil_mode)
+        (kh, kw), (ph, pw), (dh, dw) = self.kernel, self.padding, self.dilation
+        xpad = xp.pad(x, ((0, 0), (0, 0), (ph, below), (pw, right)), constant_values=-xp.inf)
         out = _window(xpad, 0, 0, self.stride, OH, OW)                  # the maximum so far: offset (0, 0)
         argmax = xp.zeros(out.shape, dtype=xp.int32)                    # where it came from
         for i in range(kh):
             for j in range(kw):
-                v = _window(xpad, i, j, self.stride, OH, OW)
+                v = _window(xpad, i * dh, j * dw, self.stride, OH, OW)
                 argmax = xp.where(v > out, i * kw + j, argmax)          # the first maximum wins ties
                 out = xp.maximum(out, v)
-        self.x_shape, self.argmax = x.shape, argmax
+        self.x_shape, self.argmax, self.pad_after = x.shape, argmax, (below, right)
         return out
 
     def backward(self, dout):                           # dout (N, C, OH, OW)
         xp = get_array_module(dout)
         N, C, H, W = self.x_shape
-        (kh, kw), (ph, pw) = self.kernel, self.padding
+        (kh, kw), (ph, pw), (dh, dw) = self.kernel, self.padding, self.dilation
+        below, right = self.pad_after                   # ph, pw unless ceil_mode needed more
         OH, OW = dout.shape[2:]
         ### BEGIN SOLUTION maxpool_backward
-        dxpad = xp.zeros((N, C, H + 2 * ph, W + 2 * pw), dtype=dout.dtype)
+        dxpad = xp.zeros((N, C, ph + H + below, pw + W + right), dtype=dout.dtype)
         for i in range(kh):
             for j in range(kw):
                 # only the window's maximum passed its value on, so only it gets the gradient
-                _window(dxpad, i, j, self.stride, OH, OW)[...] += dout * (self.argmax == i * kw + j)
+                _window(dxpad, i * dh, j * dw, self.stride, OH, OW)[...] += dout * (self.argmax == i * kw + j)
         dx = dxpad[:, :, ph:ph + H, pw:pw + W]
         ### END SOLUTION maxpool_backward
         return dx
 
 
+def _divisors(n, k, s, p, out, count_include_pad):
+    """How many pixels avg pooling divides each window's sum by, along one axis: (out,) Python ints.
+
+    A window counts its pixels inside the padded input [−p, n + p) (the part ceil_mode hangs past it
+    never counts), or only those inside the input [0, n) with ``count_include_pad=False``.
+    """
+    counts = []
+    for o in range(out):
+        start = o * s - p                               # in the input's coordinates
+        end = min(start + k, n + p)
+        if not count_include_pad:
+            start, end = max(start, 0), min(end, n)
+        counts.append(end - start)
+    return counts
+
+
 class AvgPool2dFunction(Function):
-    """Mean over each KH×KW window; zero padding counts in the mean (PyTorch's default).
+    """Mean over each KH×KW window. Zero padding counts in the mean (PyTorch's default) unless
+    ``count_include_pad=False``; ``ceil_mode`` rounds the output size up, and the part of a last
+    window past the padded input never counts; ``divisor_override`` divides every sum by one number.
 
     Shapes: x (N, C, H, W) -> (N, C, OH, OW)
-    Saves:  x.shape
+    Saves:  x.shape, the divisor of each window (OH, OW), the padding below/right
     """
 
-    def __init__(self, kernel_size, stride, padding=(0, 0)):
+    def __init__(self, kernel_size, stride, padding=(0, 0), ceil_mode=False, count_include_pad=True,
+                 divisor_override=None):
         self.kernel, self.stride, self.padding = kernel_size, stride, padding
+        self.ceil_mode, self.count_include_pad, self.divisor_override = ceil_mode, count_include_pad, divisor_override
 
     def forward(self, x):
         xp = get_array_module(x)
-        OH, OW = _pool_geometry(x, self.kernel, self.stride, self.padding, "avg_pool2d")
-        (kh, kw), (ph, pw) = self.kernel, self.padding
-        self.x_shape = x.shape
-        xpad = xp.pad(x, ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+        OH, OW, (below, right) = _pool_geometry(x, self.kernel, self.stride, self.padding, "avg_pool2d",
+                                                ceil_mode=self.ceil_mode)
+        (kh, kw), (ph, pw), (sh, sw) = self.kernel, self.padding, self.stride
+        H, W = x.shape[2:]
+        if self.divisor_override is not None:
+            divisor = xp.full((OH, OW), self.divisor_override, dtype=x.dtype)
+        else:
+            rows = _divisors(H, kh, sh, ph, OH, self.count_include_pad)
+            cols = _divisors(W, kw, sw, pw, OW, self.count_include_pad)
+            divisor = xp.asarray(rows, dtype=x.dtype)[:, None] * xp.asarray(cols, dtype=x.dtype)   # (OH, OW)
+        self.x_shape, self.divisor, self.pad_after = x.shape, divisor, (below, right)
+        xpad = xp.pad(x, ((0, 0), (0, 0), (ph, below), (pw, right)))
         out = xp.zeros(x.shape[:2] + (OH, OW), dtype=x.dtype)
         for i in range(kh):
             for j in range(kw):
                 out += _window(xpad, i, j, self.stride, OH, OW)
-        return out / (kh * kw)
+        return out / divisor
 
     def backward(self, dout):
         xp = get_array_module(dout)
         N, C, H, W = self.x_shape
-        (kh, kw), (ph, pw) = self.kernel, self.padding
+        (kh, kw), (ph, pw), (below, right) = self.kernel, self.padding, self.pad_after
         OH, OW = dout.shape[2:]
-        share = dout / (kh * kw)                        # each window value had weight 1/(KH·KW)
-        dxpad = xp.zeros((N, C, H + 2 * ph, W + 2 * pw), dtype=dout.dtype)
+        share = dout / self.divisor                     # each window value had weight 1/divisor
+        dxpad = xp.zeros((N, C, ph + H + below, pw + W + right), dtype=dout.dtype)
         for i in range(kh):
             for j in range(kw):
                 _window(dxpad, i, j, self.stride, OH, OW)[...] += share
