@@ -25,3 +25,5 @@ def test_readme_examples_run_and_print_what_they_claim():
     assert printed[0] == "(2, 4, 8, 8) (2, 3, 8, 8) (4, 3, 3, 3)"
     assert printed[1] == "269434"
     assert namespace["logits"].shape == (4, 10)
+    accuracy = re.fullmatch(r"test accuracy (\d+)%", printed[2])        # the PyTorch-style loop, 3 epochs
+    assert accuracy and int(accuracy.group(1)) >= 90, printed[2]
