@@ -12,7 +12,7 @@ TORCH_REASON = "torch is the optional oracle for the optimiser trajectories (pip
 SHAPES = [(3, 2), (4,), (2, 1, 3, 3)]
 
 
-def make_params(dtype, seed=0):
+def make_params(dtype=np.float64, seed=0):
     rng = np.random.default_rng(seed)
     return [Tensor(rng.standard_normal(s).astype(dtype), requires_grad=True) for s in SHAPES]
 

@@ -10,6 +10,9 @@ import sys
 import numpy as np
 import pytest
 
+# the parameters, gradient stream and trajectories of tests/test_optim.py, for AdamW against torch
+from test_optim import gradient_stream, make_params, run_ours, run_torch
+
 import tinyresnet
 from tinyresnet import Tensor, models
 from tinyresnet.data import DataLoader, Digits, TensorDataset, load_digits
@@ -17,44 +20,8 @@ from tinyresnet.optim import SGD, Adam, AdamW, ExponentialLR, OneCycleLR, StepLR
 from tinyresnet.summary import summarize, summary
 
 TORCH_REASON = "torch is the optional oracle for the PyTorch-compatible API (pip install torch)"
-SHAPES = [(3, 2), (4,), (2, 1, 3, 3)]
-
-
-def make_params(dtype=np.float64, seed=0):
-    rng = np.random.default_rng(seed)
-    return [Tensor(rng.standard_normal(s).astype(dtype), requires_grad=True) for s in SHAPES]
-
-
-def gradient_stream(steps, dtype, seed=1):
-    rng = np.random.default_rng(seed)
-    return [[rng.standard_normal(s).astype(dtype) for s in SHAPES] for _ in range(steps)]
-
 
 # ---------------------------------------------------------------------------------------- AdamW
-def run_ours(opt_class, kwargs, grads, dtype, groups=None):
-    params = make_params(dtype)
-    opt = opt_class(groups(params) if groups else params, **kwargs)
-    trajectory = []
-    for step_grads in grads:
-        for p, g in zip(params, step_grads):
-            p.grad = g.copy()
-        opt.step()
-        trajectory.append([p.data.copy() for p in params])
-    return trajectory
-
-
-def run_torch(torch, opt_class, kwargs, grads, dtype, groups=None):
-    params = [torch.tensor(p.data).requires_grad_() for p in make_params(dtype)]
-    opt = opt_class(groups(params) if groups else params, **kwargs)
-    trajectory = []
-    for step_grads in grads:
-        for p, g in zip(params, step_grads):
-            p.grad = torch.tensor(g)
-        opt.step()
-        trajectory.append([p.detach().numpy().copy() for p in params])
-    return trajectory
-
-
 ADAMW_CONFIGS = [dict(), dict(lr=0.01, weight_decay=0.1), dict(lr=0.003, betas=(0.8, 0.99), eps=1e-6),
                  dict(lr=0.01, weight_decay=0.05, amsgrad=True), dict(lr=0.01, weight_decay=0.0)]
 
