@@ -696,3 +696,48 @@ def test_a_pytorch_style_training_loop_runs_with_these_names():
     _, predicted = tr.max(logits, 1)
     np.testing.assert_array_equal(predicted.numpy(), logits.argmax(1).numpy())
     assert to_numpy(F.one_hot(predicted, 10).data).sum() == 8
+
+
+# ------------------------------------------------------------------ comparisons, clone, randint (review)
+def test_comparisons_are_elementwise_bool_tensors_as_in_pytorch():
+    a, b = tr.tensor([1.0, 2.0, 3.0]), tr.tensor([1.0, 0.0, 3.0])
+    np.testing.assert_array_equal((a == b).numpy(), [True, False, True])
+    np.testing.assert_array_equal((a != b).numpy(), [False, True, False])
+    np.testing.assert_array_equal((a > 1).numpy(), [False, True, True])
+    np.testing.assert_array_equal((a <= b).numpy(), [True, False, True])
+    np.testing.assert_array_equal(a.ge(2).numpy(), [False, True, True])
+    np.testing.assert_array_equal((1 < a).numpy(), [False, True, True])             # reflected
+    assert (a == b).dtype == np.bool_ and not (a == b).requires_grad
+    assert (tr.arange(4) == 1).sum().item() == 1                          # the accuracy line
+    assert (a > 1).float().mean().item() == pytest.approx(2 / 3)
+    assert (a == None) is False and (a != None) is True                           # noqa: E711
+    assert {a: "kept"}[a] == "kept" and a in {a}                                  # hashed by identity
+    with pytest.raises(ValueError, match=r"cannot compare tensors of shapes \(3,\) and \(2,\)"):
+        a == tr.tensor([1.0, 2.0])                                        # noqa: B015
+
+
+def test_clone_copies_and_stays_in_the_graph():
+    x = tr.tensor([1.0, 2.0], requires_grad=True)
+    y = x.clone()
+    assert y.data is not x.data and np.shares_memory(y.data, x.data) is False
+    (y * 3).sum().backward()
+    np.testing.assert_array_equal(x.grad, [3.0, 3.0])
+
+
+def test_randint_as_torch():
+    tr.manual_seed(0)
+    r = tr.randint(10, (4, 5))
+    assert r.shape == (4, 5) and r.dtype == np.int64 and 0 <= r.numpy().min() and r.numpy().max() < 10
+    r = tr.randint(2, 5, (100,))
+    assert set(np.unique(r.numpy())) <= {2, 3, 4}
+    with pytest.raises(ValueError, match="high must be greater than low"):
+        tr.randint(5, 5, (2,))
+
+
+def test_pretrained_true_is_refused_like_a_weights_name_and_num_workers_is_accepted():
+    with pytest.raises(ValueError, match="cannot download pretrained weights"):
+        tr.models.resnet18(pretrained=True)
+    assert tr.models.resnet18(pretrained=False, num_classes=3).fc.weight.shape == (3, 512)
+    from tinyresnet.data import DataLoader, TensorDataset
+    loader = DataLoader(TensorDataset(np.zeros((4, 1, 2, 2), np.float32), np.arange(4)), batch_size=2, num_workers=2)
+    assert [x.shape for x, _ in loader] == [(2, 1, 2, 2), (2, 1, 2, 2)]

@@ -121,6 +121,21 @@ def rand(*size, generator=None, dtype=None, device=None, requires_grad=False):
     return _made(rng.random(_shape(size, "rand"), dtype=dtype), dtype, device, requires_grad)
 
 
+def randint(low, high=None, size=None, *, generator=None, dtype=None, device=None):
+    """Integers drawn uniformly from [low, high), as ``torch.randint``: ``randint(10, (4,))``,
+    ``randint(2, 5, (3, 3))``; int64 unless ``dtype``, seeded as ``randn``."""
+    if size is None:                               # randint(high, size)
+        low, high, size = 0, low, high
+    if high is None or size is None:
+        raise TypeError("randint needs high and size: randint(high, size) or randint(low, high, size)")
+    if not high > low:
+        raise ValueError(f"randint: high must be greater than low, got low={low}, high={high}")
+    rng = default_generator() if generator is None else generator
+    dtype = np.dtype(np.int64 if dtype is None else dtype)
+    return _made(rng.integers(low, high, _shape((size,) if np.isscalar(size) else tuple(size), "randint"),
+                              dtype=dtype), dtype, device, False)
+
+
 def arange(start, end=None, step=1, *, dtype=None, device=None, requires_grad=False):
     """``start, start + step, ...`` up to ``end`` (excluded), as ``torch.arange``: ``arange(5)``,
     ``arange(1, 2, 0.25)``. int64 when every bound is an integer, else float32, unless ``dtype``."""
@@ -223,4 +238,4 @@ __all__ = ["Function", "Tensor", "arange", "argmax", "argmin", "cat", "data", "d
            "float32", "float64", "from_numpy", "full", "functional", "get_array_module", "get_kernels",
            "gpu_available", "half", "inference_mode", "int8", "int16", "int32", "int64", "is_grad_enabled", "load",
            "long", "manual_seed", "max", "min", "models", "nn", "no_grad", "ones", "ones_like", "optim", "rand",
-           "randn", "save", "stack", "tensor", "uint8", "use_kernels", "zeros", "zeros_like", "__version__"]
+           "randint", "randn", "save", "stack", "tensor", "uint8", "use_kernels", "zeros", "zeros_like", "__version__"]

@@ -16,6 +16,7 @@ map of the network until backward (twice the memory of a ResNet-50 training step
 import functools
 import inspect
 import numbers
+import operator
 import os
 import sys
 import weakref
@@ -486,6 +487,46 @@ class Tensor:
 
     def __neg__(self):
         return _ops.NegFunction()(self)
+
+    # ------------------------------------------------------------------ comparisons
+    # Elementwise, as in PyTorch: ``pred == labels`` is a bool tensor (``.sum()``, ``.float().mean()``),
+    # outside the graph, since no gradient flows through a comparison. Hashing stays by identity, so a
+    # tensor still works as a dict key or in a set; ``t == None`` is False, as in PyTorch.
+    __hash__ = object.__hash__
+
+    def _compare(self, other, name, op):
+        if other is None:
+            return name == "ne"
+        a, b = _operands(self, other)
+        try:
+            return Tensor(op(a.data, b.data))
+        except ValueError as e:
+            raise ValueError(f"{name}: cannot compare tensors of shapes {a.shape} and {b.shape} (they do not "
+                             f"broadcast)") from e
+
+    def eq(self, other):
+        return self._compare(other, "eq", operator.eq)
+
+    def ne(self, other):
+        return self._compare(other, "ne", operator.ne)
+
+    def lt(self, other):
+        return self._compare(other, "lt", operator.lt)
+
+    def le(self, other):
+        return self._compare(other, "le", operator.le)
+
+    def gt(self, other):
+        return self._compare(other, "gt", operator.gt)
+
+    def ge(self, other):
+        return self._compare(other, "ge", operator.ge)
+
+    __eq__, __ne__, __lt__, __le__, __gt__, __ge__ = eq, ne, lt, le, gt, ge
+
+    def clone(self):
+        """A copy of the data that stays in the graph (gradients flow back to ``self``), as ``torch.clone``."""
+        return self + 0
 
     def __pow__(self, exponent):
         if isinstance(exponent, Tensor) or np.ndim(exponent) != 0:

@@ -29,7 +29,10 @@ class DataLoader:
     """
 
     def __init__(self, dataset, batch_size=64, shuffle=False, seed=0, drop_last=False, transform=None,
-                 prefetch=2, device="cpu"):
+                 prefetch=2, device="cpu", num_workers=0, pin_memory=False):
+        # num_workers, pin_memory: PyTorch's, accepted so that its loops run; batches are made by a
+        # background thread here (``prefetch`` of them ahead), since they are slices of arrays in memory
+        del num_workers, pin_memory
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         self.dataset, self.batch_size, self.shuffle = dataset, int(batch_size), bool(shuffle)

@@ -90,6 +90,10 @@ def build_with_weights(builder, weights, build, /, *args, **kwargs):
     body of every builder's ``weights=`` argument. The weights are checked before the model is built,
     so a wrong value fails at once; the file is loaded with ``strict=True`` (keys and shapes must match:
     build the model with the checkpoint's num_classes and in_channels)."""
+    if "pretrained" in kwargs:                 # torchvision's name before ``weights=``
+        pretrained = kwargs.pop("pretrained")
+        if pretrained:
+            check_weights("IMAGENET1K_V1", builder)       # the same refusal, with the conversion command
     path = check_weights(weights, builder)
     model = build(*args, **kwargs)
     if path is not None:
