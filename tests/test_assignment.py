@@ -225,9 +225,14 @@ def test_grading_the_untouched_release_gives_zero_and_names_not_implemented_per_
     assert list(entries) == IDS
     for ex, entry in entries.items():
         assert entry["status"] == "not implemented" and entry["points"] == 0, entry
-        # each exercise fails on its own raise: the other regions run the instructor's code meanwhile
-        assert f"NotImplementedError: {ex}: {EXERCISES[ex].hint}" in entry["message"], entry["message"]
+        # each exercise runs on the whole copy (no instructor's code reaches the child): it fails on its
+        # own raise or on one of the exercises its checks also run, and the report names those
+        raised = [r for r in (ex,) + EXERCISES[ex].requires if f"NotImplementedError: {r}: " in entry["message"]]
+        assert raised, entry["message"]
+        if raised != [ex]:
+            assert "this check also runs" in entry["message"]
         assert "tinyresnet/" in entry["message"]                                   # and where it was raised
+    assert not [f for f in report["integrity"] if f["kind"] != "changed outside regions"], report["integrity"]
 
 
 def test_grading_the_instructors_source_gives_full_points(reports):
@@ -263,8 +268,14 @@ def test_planted_mistakes_fail_exactly_their_exercises_with_a_helpful_message(tm
     _plant(regions, "add_backward", no_broadcast_sum)
     entries = _by_exercise(_graded(reports, "mistakes", tmp_path))
     failed = {ex for ex, e in entries.items() if not e["passed"]}
-    assert failed == {"conv_backward", "batchnorm_backward", "add_backward"}, {
-        ex: e["message"] for ex, e in entries.items() if not e["passed"]}
+    # each exercise runs on the whole copy: the block runs its conv, batch norm and addition, and the
+    # hidden im2col / col2im cases gradcheck a convolution, so those fail with them (the block says why)
+    assert failed == {"conv_backward", "batchnorm_backward", "add_backward", "basicblock_forward", "im2col",
+                      "col2im"}, {ex: e["message"] for ex, e in entries.items() if not e["passed"]}
+    for ex in ("im2col", "col2im"):
+        assert all(c["status"] == "pass" for c in entries[ex]["cases"] if not c["hidden"]), entries[ex]["message"]
+    block = entries["basicblock_forward"]["message"]
+    assert "this check also runs" in block and all(ex in block for ex in ("add_backward", "conv_backward"))
     for ex in set(IDS) - failed:
         assert entries[ex]["points"] == EXERCISES[ex].points
     conv = entries["conv_backward"]
@@ -290,7 +301,12 @@ def test_infinite_loops_and_crashes_cost_only_their_exercise(tmp_path, reports):
     assert entries["maxpool_backward"]["status"] == "crash"
     assert "died during this exercise" in entries["maxpool_backward"]["message"]
     assert entries["col2im"]["status"] == "error" and "sys.exit(3)" in entries["col2im"]["message"]
-    for ex in set(IDS) - {"relu_backward", "maxpool_backward", "col2im"}:
+    # the exercises whose checks run those regions fail with them (each is graded on the whole copy)
+    # (the hidden im2col cases gradcheck a convolution, whose backward runs col2im)
+    for ex in ("conv_backward", "basicblock_forward", "im2col"):
+        assert not entries[ex]["passed"], entries[ex]
+    for ex in set(IDS) - {"relu_backward", "maxpool_backward", "col2im", "conv_backward", "basicblock_forward",
+                          "im2col"}:
         assert entries[ex]["passed"], (ex, entries[ex]["message"])
 
 

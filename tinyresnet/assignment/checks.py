@@ -19,6 +19,7 @@ time: the grader's child process loads it by path beside a student's copy.
 """
 
 import importlib
+import json
 import traceback
 import zlib
 from dataclasses import dataclass, field
@@ -522,42 +523,72 @@ VISIBLE_CASES = [
 
 
 # ---------------------------------------------------------------------------------- running a case
-def run_case(tr, case, gradcheck_module=None, references=None, raise_errors=False):
-    """Run one case with the engine ``tr``; return its outcome as a JSON-ready dict.
+# A case runs in two steps. ``measure_case`` runs it with an engine and returns only what that engine
+# computed (arrays and the text of an exception; no verdict): the grader's child does this with a
+# student's copy. ``judge_case`` compares a measurement with what it should be and gives the verdict:
+# the grader does this in its own process, against its own measurement of the instructor's copy, so
+# nothing the student's code does in the child can make a case pass.
 
-    ``references`` (name -> array, from the instructor's copy) adds the comparisons of values;
-    ``raise_errors`` lets an exception in the student's code propagate (for pytest tracebacks).
-    Outcome keys: exercise, case, hidden, status ("pass", "fail", "not implemented", "error"),
-    max_rel_error, where, message.
+def _array(value):
+    return None if value is None else np.asarray(_host(value), dtype=np.float64)
+
+
+def measure_case(tr, case, gradcheck_module=None, gradchecks=True, raise_errors=False):
+    """Run ``case`` with the engine ``tr``; return what it computed as a dict.
+
+    Keys: values (name -> array or None), expected (list of dicts what, actual, expected, why,
+    scale, tolerance), gradchecks (list of dicts what, error, index, analytic, numeric), problems
+    (list of text) and error (None, or status/message/where when the code raised).
     """
-    gc = gradcheck_module or _module(tr, "gradcheck")
-    outcome = {"exercise": case.exercise, "case": case.name, "hidden": case.hidden,
-               "status": "pass", "max_rel_error": None, "where": None, "message": ""}
-    comparisons, problems = [], []
+    measured = {"values": {}, "expected": [], "gradchecks": [], "problems": [], "error": None}
     try:
         m = BUILDERS[case.builder](tr, np.random.default_rng(case.seed), **case.params)
-        problems += m.problems
-        for what, actual, expected, why, scale, tolerance in m.expected:
-            comparisons.append(compare(what, actual, expected, tolerance, why, scale))
-        if references is not None:
-            for name, value in m.values.items():
-                if name in references:
-                    comparisons.append(compare(name, value, references[name], VALUE_TOLERANCE,
-                                               "compared with the instructor's value"))
-        if not problems:
+        measured["problems"] = list(m.problems)
+        measured["values"] = {name: _array(value) for name, value in m.values.items()}
+        measured["expected"] = [{"what": what, "actual": _array(actual), "expected": _array(expected), "why": why,
+                                 "scale": _array(scale), "tolerance": float(tolerance)}
+                                for what, actual, expected, why, scale, tolerance in m.expected]
+        if gradchecks and not m.problems:
+            gc = gradcheck_module or _module(tr, "gradcheck")
             for label, fn, inputs in m.gradchecks:
                 tensors = [tr.Tensor(np.array(a, dtype=np.float64), requires_grad=True) for a in inputs.values()]
                 report = gc.gradcheck(fn, tensors, names=list(inputs), tolerance=GRADCHECK_TOLERANCE)
-                comparisons += [Comparison(f"{label} d{r.name}", r.max_rel_error, r.index, GRADCHECK_TOLERANCE,
-                                           r.analytic, r.numeric, "analytic gradient against finite differences")
-                                for r in report.inputs]
+                measured["gradchecks"] += [{"what": f"{label} d{r.name}", "error": float(r.max_rel_error),
+                                            "index": [int(i) for i in r.index], "analytic": float(r.analytic),
+                                            "numeric": float(r.numeric)} for r in report.inputs]
     except KeyboardInterrupt:
         raise
     except BaseException as e:                  # the student's code may raise anything, even SystemExit
         if raise_errors and not isinstance(e, SystemExit):
             raise
-        outcome.update(describe_exception(e, _package_dir(tr)))
+        measured["error"] = describe_exception(e, _package_dir(tr))
+    return measured
+
+
+def judge_case(case, measured, reference=None):
+    """The outcome of ``case`` from its measurement: a JSON-ready dict with keys exercise, case,
+    hidden, status ("pass", "fail", "not implemented", "error"), max_rel_error, where, message.
+
+    With ``reference`` (the instructor's measurement of the same case) every instructor's value
+    must be matched and the expectations are the instructor's; without it (a student's own check)
+    the expectations come with the measurement.
+    """
+    outcome = {"exercise": case.exercise, "case": case.name, "hidden": case.hidden,
+               "status": "pass", "max_rel_error": None, "where": None, "message": ""}
+    if measured.get("error"):
+        outcome.update(measured["error"])
         return outcome
+    problems = list(measured["problems"])
+    if reference is None:
+        comparisons = [compare(e["what"], e["actual"], e["expected"], e["tolerance"], e["why"], e["scale"])
+                       for e in measured["expected"]]
+    else:
+        comparisons = _against_reference(measured, reference)
+        if not comparisons:
+            problems.append("the grader has no instructor's values for this case, so it cannot pass")
+    comparisons += [Comparison(g["what"], g["error"], tuple(g["index"]), GRADCHECK_TOLERANCE, g["analytic"],
+                               g["numeric"], "analytic gradient against finite differences")
+                    for g in measured["gradchecks"]]
     if comparisons:
         worst = max(comparisons, key=lambda c: c.error if c.error == c.error else float("inf"))
         outcome["max_rel_error"], outcome["where"] = worst.error, worst.where()
@@ -565,9 +596,49 @@ def run_case(tr, case, gradcheck_module=None, references=None, raise_errors=Fals
     if problems or failed:
         outcome["status"] = "fail"
         outcome["message"] = "; ".join(problems + [c.describe() for c in failed[:2]])
-        if raise_errors:
-            raise AssertionError(f"{case.exercise}, {case.name}: {outcome['message']}")
     return outcome
+
+
+def _against_reference(measured, reference):
+    """Every value and expectation of the instructor's measurement against the student's."""
+    actual = {e["what"]: e["actual"] for e in measured["expected"]}
+    comparisons = [compare(e["what"], actual.get(e["what"]), e["expected"], e["tolerance"], e["why"], e["scale"])
+                   for e in reference["expected"]]
+    for name, value in reference["values"].items():
+        if value is not None:
+            comparisons.append(compare(name, measured["values"].get(name), value, VALUE_TOLERANCE,
+                                       "compared with the instructor's value"))
+    return comparisons
+
+
+def run_case(tr, case, gradcheck_module=None, raise_errors=False):
+    """Measure and judge one case in this process (the students' tests); with ``raise_errors`` an
+    exception in the student's code propagates and a failure raises AssertionError."""
+    outcome = judge_case(case, measure_case(tr, case, gradcheck_module, raise_errors=raise_errors))
+    if raise_errors and outcome["status"] == "fail":
+        raise AssertionError(f"{case.exercise}, {case.name}: {outcome['message']}")
+    return outcome
+
+
+# ---------------------------------------------------------------------------------- measurements as arrays
+def pack_measurements(measurements):
+    """Case name -> measurement, as (JSON text, arrays by key) for one .npz (see ``unpack_measurements``)."""
+    arrays = {}
+
+    def key(value):
+        if value is None:
+            return None
+        name = f"a{len(arrays)}"
+        arrays[name] = np.asarray(value, dtype=np.float64)
+        return name
+
+    cases = {}
+    for name, m in measurements.items():
+        cases[name] = {"values": {k: key(v) for k, v in m["values"].items()},
+                       "expected": [dict(e, actual=key(e["actual"]), expected=key(e["expected"]),
+                                         scale=key(e["scale"])) for e in m["expected"]],
+                       "gradchecks": m["gradchecks"], "problems": m["problems"], "error": m["error"]}
+    return json.dumps(cases), arrays
 
 
 def _package_dir(tr):

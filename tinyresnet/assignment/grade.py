@@ -1,10 +1,13 @@
 """Grade a student's copy (``grade``) or check one's own work (``check``), and print the report.
 
 ``grade`` runs every case, visible and hidden, in a child process that imports the student's
-copy (see runner.py). Each exercise is checked with the instructor's code swapped in for every
-other exercise, and its values are compared with the ones this process (the instructor's copy)
-computes for the same inputs. ``check`` runs only the visible cases on the copy as it is: it needs
-no solutions, so students run it on their own copy.
+copy and only computes (see runner.py); this process judges what came back against the values it
+computes for the same inputs with the instructor's copy (checks.judge_case), so nothing the
+student's code does in the child can make a check pass. Each exercise runs on the student's whole
+copy: the instructor's code is never handed to the child, so an exercise whose checks also run a
+failing exercise can fail with it (the report says so). The report's ``integrity`` lists what in
+the copy is not an answer to the exercises (integrity.py). ``check`` runs only the visible cases on
+the copy as it is: it needs no solutions, so students run it on their own copy.
 
 An exercise earns its points (exercises.py) only when all its cases pass.
 """
@@ -13,10 +16,11 @@ import json
 import math
 from pathlib import Path
 
-from .checks import VISIBLE_CASES
+from . import integrity
+from .checks import VISIBLE_CASES, judge_case
 from .exercises import EXERCISES
-from .markers import find_regions, region_body
-from .runner import locate_package, reference_values, run_checks
+from .markers import find_regions
+from .runner import locate_package, reference_measurements, run_checks
 
 _REFERENCE_CACHE = {}
 
@@ -58,8 +62,26 @@ def select_exercises(requested, available, where):
     return [ex for ex in EXERCISES if ex in requested]
 
 
+def _judge(exercise, result, cases, references=None):
+    """The runner's result with each case judged here: what the child computed against the
+    instructor's measurement (``references``) or, for a student's own check, the expectations."""
+    if result["status"] != "ran":
+        return dict(result, cases=[])
+    outcomes = []
+    for case in cases:
+        if case.exercise != exercise:
+            continue
+        measured = result["cases"].get(case.name)
+        if measured is None:
+            measured = {"error": {"status": "error", "where": None,
+                                  "message": "the grader's child returned nothing for this case"}}
+        reference = None if references is None else references[f"{case.exercise}/{case.name}"]
+        outcomes.append(judge_case(case, measured, reference))
+    return dict(result, cases=outcomes)
+
+
 def _summarise(exercise, result, graded):
-    """One exercise's line of the report from the runner's result."""
+    """One exercise's line of the report from its judged result."""
     points = EXERCISES[exercise].points
     entry = {"exercise": exercise, "title": EXERCISES[exercise].title, "status": result["status"],
              "passed": False, "points": 0, "max_points": points, "max_rel_error": None, "where": None,
@@ -89,12 +111,40 @@ def _summarise(exercise, result, graded):
     return entry
 
 
+def _note_blocking(entries, advice):
+    """Add to each failing exercise the exercises its checks also run that fail too."""
+    status = {e["exercise"]: e["passed"] for e in entries}
+    for e in entries:
+        blocking = [r for r in EXERCISES[e["exercise"]].requires if status.get(r) is False]
+        if not e["passed"] and blocking:
+            e["message"] += (f" [this check also runs {' and '.join(blocking)}, which do not pass either: "
+                             f"{advice}]")
+
+
+def _references(tr, package_dir, cases):
+    """The instructor's measurement of each case (computed once per case and process)."""
+    references = {}
+    for case in cases:
+        key = (case.exercise, case.name, repr(case.params))
+        if key not in _REFERENCE_CACHE:
+            try:
+                _REFERENCE_CACHE[key] = reference_measurements(tr, [case])[f"{case.exercise}/{case.name}"]
+            except NotImplementedError as e:
+                raise GradingError(f"this copy of tinyresnet ({package_dir}) has no solution for {case.exercise} "
+                                   f"({e}); grade with the instructor's copy") from None
+            except Exception as e:
+                raise GradingError(f"the instructor's copy ({package_dir}) fails the case {case.exercise} / "
+                                   f"{case.name} itself ({type(e).__name__}: {e}); fix that before grading") from e
+        references[f"{case.exercise}/{case.name}"] = _REFERENCE_CACHE[key]
+    return references
+
+
 def grade(student_dir, exercises=None, timeout=60.0):
     """Grade the copy at ``student_dir`` (the folder with its ``tinyresnet`` package).
 
     Returns the report as a dict: student_dir, imported_from, exercises (one entry each: status,
     passed, points, max_points, max_rel_error, where, message, cases), total_points, max_points,
-    notes.
+    notes, integrity (a list of {"kind", "detail"}, see integrity.py).
     """
     _check_timeout(timeout)
     try:
@@ -107,28 +157,16 @@ def grade(student_dir, exercises=None, timeout=60.0):
     regions = find_regions(package_dir)
     selected = select_exercises(exercises, regions, package_dir)
     cases = [c for c in VISIBLE_CASES + HIDDEN_CASES if c.exercise in selected]
-    references = {}
-    for case in cases:
-        key = (case.exercise, case.name, repr(case.params))
-        if key not in _REFERENCE_CACHE:
-            try:
-                _REFERENCE_CACHE[key] = reference_values(tr, [case])[f"{case.exercise}/{case.name}"]
-            except NotImplementedError as e:
-                raise GradingError(f"this copy of tinyresnet ({package_dir}) has no solution for {case.exercise} "
-                                   f"({e}); grade with the instructor's copy") from None
-            except Exception as e:
-                raise GradingError(f"the instructor's copy ({package_dir}) fails the case {case.exercise} / "
-                                   f"{case.name} itself ({type(e).__name__}: {e}); fix that before grading") from e
-        references[f"{case.exercise}/{case.name}"] = _REFERENCE_CACHE[key]
-    bodies = {ex: region_body(r.path.read_text(encoding="utf-8"), r) for ex, r in regions.items()}
+    references = _references(tr, package_dir, cases)
     root = locate_package(student_dir)
-    results, info = run_checks(root, selected, cases, references=references, reference_bodies=bodies,
-                               timeout=timeout)
-    entries = [_summarise(ex, results[ex], graded=True) for ex in selected]
+    results, info = run_checks(root, selected, cases, timeout=timeout)
+    entries = [_summarise(ex, _judge(ex, results[ex], cases, references), graded=True) for ex in selected]
+    _note_blocking(entries, "the grader runs each exercise on the whole copy, so their mistakes may be the cause")
     notes = info["notes"] + _release_mismatch(root, selected, exercises)
     return {"student_dir": str(root), "imported_from": info["imported_from"], "python": info["python"],
             "timeout_s": timeout, "exercises": entries, "total_points": sum(e["points"] for e in entries),
-            "max_points": sum(e["max_points"] for e in entries), "notes": notes}
+            "max_points": sum(e["max_points"] for e in entries), "notes": notes,
+            "integrity": integrity.findings(root, package_dir, info["left_out"])}
 
 
 def _release_mismatch(root, selected, requested):
@@ -164,13 +202,8 @@ def check(directory=".", exercises=None, timeout=60.0):
     selected = select_exercises(exercises, regions, root / "tinyresnet")
     cases = [c for c in VISIBLE_CASES if c.exercise in selected]
     results, info = run_checks(root, selected, cases, timeout=timeout)
-    entries = [_summarise(ex, results[ex], graded=False) for ex in selected]
-    status = {e["exercise"]: e["passed"] for e in entries}
-    for e in entries:
-        blocking = [r for r in EXERCISES[e["exercise"]].requires if status.get(r) is False]
-        if not e["passed"] and blocking:
-            e["message"] += (f" [this check also runs {' and '.join(blocking)}, which do not pass yet: "
-                             f"fix {'them' if len(blocking) > 1 else 'it'} first]")
+    entries = [_summarise(ex, _judge(ex, results[ex], cases), graded=False) for ex in selected]
+    _note_blocking(entries, "fix those first")
     return {"student_dir": str(root), "imported_from": info["imported_from"], "python": info["python"],
             "timeout_s": timeout, "exercises": entries, "passed": sum(e["passed"] for e in entries),
             "total": len(entries), "notes": info["notes"]}
@@ -215,4 +248,5 @@ def format_report(report, points=True):
     else:
         lines.append(f"{report['passed']} of {report['total']} exercises pass their visible checks")
     lines += [f"note: {n}" for n in report["notes"]]
+    lines += [f"integrity: {f['kind']}: {f['detail']}" for f in report.get("integrity", [])]
     return "\n".join(lines)
