@@ -65,8 +65,10 @@ def _by_exercise(report):
 
 
 def _solution_copy(folder):
-    """A copy of the package with every solution kept (a release of no exercises)."""
+    """A copy of the package with every solution kept (a release of no exercises), without the release's
+    assignment.json: graded like the instructor's source, every exercise."""
     release(folder, exercises=[], verify=False)
+    (folder / "assignment.json").unlink()
     return find_regions(folder / "tinyresnet")
 
 
@@ -364,3 +366,20 @@ def test_the_release_runs_on_the_plain_ops_and_the_grader_computes_on_them(relea
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["None", "Conv2dFunction"]
     assert _child_env(PACKAGE.parent)["TINYRESNET_KERNELS"] == "plain"
+
+
+def test_grade_defaults_to_the_exercises_the_copy_was_released_with_and_a_changed_manifest_drops_none(tmp_path):
+    """An untouched release of relu_backward alone scores 0 of relu's points (not the other exercises'
+    kept solutions); deleting relu_backward from assignment.json does not take it out of the grading,
+    since its region differs from the instructor's."""
+    out = tmp_path / "partial"
+    release(out, exercises=["relu_backward"], verify=False)
+    report = grade(out, timeout=TIMEOUT)
+    assert [e["exercise"] for e in report["exercises"]] == ["relu_backward"]
+    assert report["total_points"] == 0 and report["max_points"] == EXERCISES["relu_backward"].points
+    assert any("release" in note for note in report["notes"])
+    manifest = out / "assignment.json"
+    data = json.loads(manifest.read_text())
+    data["exercises"] = []
+    manifest.write_text(json.dumps(data))
+    assert [e["exercise"] for e in grade(out, timeout=TIMEOUT)["exercises"]] == ["relu_backward"]

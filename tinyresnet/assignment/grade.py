@@ -19,7 +19,7 @@ from pathlib import Path
 from . import integrity
 from .checks import VISIBLE_CASES, judge_case
 from .exercises import EXERCISES
-from .markers import find_regions
+from .markers import find_regions, region_body
 from .runner import locate_package, reference_measurements, run_checks
 
 _REFERENCE_CACHE = {}
@@ -155,18 +155,49 @@ def grade(student_dir, exercises=None, timeout=60.0):
                            "to check your own work") from None
     tr, package_dir = _instructor()
     regions = find_regions(package_dir)
-    selected = select_exercises(exercises, regions, package_dir)
+    root = locate_package(student_dir)
+    defaults, default_note = (None, []) if exercises is not None else _released(root, regions)
+    selected = select_exercises(exercises if exercises is not None else defaults, regions, package_dir)
     cases = [c for c in VISIBLE_CASES + HIDDEN_CASES if c.exercise in selected]
     references = _references(tr, package_dir, cases)
-    root = locate_package(student_dir)
     results, info = run_checks(root, selected, cases, timeout=timeout)
     entries = [_summarise(ex, _judge(ex, results[ex], cases, references), graded=True) for ex in selected]
     _note_blocking(entries, "the grader runs each exercise on the whole copy, so their mistakes may be the cause")
-    notes = info["notes"] + _release_mismatch(root, selected, exercises)
+    notes = info["notes"] + default_note + _release_mismatch(root, selected, exercises if defaults is None else [])
     return {"student_dir": str(root), "imported_from": info["imported_from"], "python": info["python"],
             "timeout_s": timeout, "exercises": entries, "total_points": sum(e["points"] for e in entries),
             "max_points": sum(e["max_points"] for e in entries), "notes": notes,
             "integrity": integrity.findings(root, package_dir, info["left_out"])}
+
+
+def _released(root, regions):
+    """The exercises to grade when none are named: those the copy's ``assignment.json`` says it was
+    released with, and every exercise whose region in the copy differs from the instructor's
+    solution (so that deleting an entry from assignment.json cannot drop a failing exercise); an
+    exercise left as the instructor wrote it, outside the release, would score for free. Returns
+    ``(exercises, [note])``, or ``(None, [])`` for a copy without assignment.json (everything)."""
+    manifest = root / "assignment.json"
+    if not manifest.is_file():
+        return None, []
+    try:
+        released = json.loads(manifest.read_text(encoding="utf-8")).get("exercises") or []
+    except (OSError, ValueError, AttributeError):
+        released = []
+    try:
+        theirs = find_regions(root / "tinyresnet")
+    except (OSError, ValueError):
+        theirs = {}
+    changed = [ex for ex, region in regions.items()
+               if ex not in theirs or _body(theirs[ex]) != _body(region)]
+    chosen = [ex for ex in regions if ex in released or ex in changed]
+    note = (f"graded the exercises of this copy's release ({' '.join(ex for ex in chosen if ex in released)})"
+            + (f" and those whose solution region differs from the instructor's "
+               f"({' '.join(ex for ex in chosen if ex not in released)})" if set(chosen) - set(released) else ""))
+    return chosen, [note]
+
+
+def _body(region):
+    return region_body(region.path.read_text(encoding="utf-8"), region).strip()
 
 
 def _release_mismatch(root, selected, requested):
