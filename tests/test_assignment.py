@@ -28,7 +28,7 @@ from tinyresnet.assignment import (
 from tinyresnet.assignment.checks import VISIBLE_CASES, describe_exception
 from tinyresnet.assignment.grade import _release_mismatch
 from tinyresnet.assignment.hidden import HIDDEN_CASES
-from tinyresnet.assignment.markers import region_body, replace_bodies, scan_text
+from tinyresnet.assignment.markers import find_all_regions, region_body, replace_bodies, scan_text
 from tinyresnet.assignment.release import stub
 from tinyresnet.cli import main
 
@@ -79,7 +79,7 @@ def _plant(regions, exercise, edit):
     body = region_body(text, region)
     new = edit(body, text)
     assert new != body, f"planting a mistake in {exercise} changed nothing: update this test to the new code"
-    region.path.write_text(replace_bodies(text, {exercise: new}), encoding="utf-8")
+    region.path.write_text(replace_bodies(text, {exercise: new}, parts=False), encoding="utf-8")
 
 
 def _needs(text, *names):
@@ -137,6 +137,39 @@ def test_marker_lines_inside_strings_are_not_markers_and_duplicates_across_files
         find_regions(package)
 
 
+PARTS = ("def f(x):\n    ### BEGIN SOLUTION ex_a\n    y = x\n    ### END SOLUTION ex_a\n    return y\n"
+         "def g(x):\n    ### BEGIN SOLUTION ex_a:copy\n    y = x\n    ### END SOLUTION ex_a:copy\n    return y\n")
+
+
+def test_an_exercise_can_mark_several_regions_and_all_are_replaced(tmp_path):
+    regions = scan_text(PARTS, "m.py")
+    assert [(r.exercise, r.part, r.key) for r in regions] == [("ex_a", "", "ex_a"), ("ex_a", "copy", "ex_a:copy")]
+    stubbed = replace_bodies(PARTS, {"ex_a": "raise NotImplementedError\n"})
+    assert stubbed.count("raise NotImplementedError") == 2
+    assert replace_bodies(PARTS, {"ex_a": "z = 1\n"}, parts=False).count("z = 1") == 1
+    with pytest.raises(MarkerError, match="ids must match"):
+        scan_text("def f(x):\n    ### BEGIN SOLUTION ex_a:copy\n    y = x\n    ### END SOLUTION ex_a\n", "m.py")
+    package = tmp_path / "pkg"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "a.py").write_text(PARTS.split("def g")[0])
+    (package / "b.py").write_text("def g" + PARTS.split("def g")[1])
+    assert [r.key for r in find_all_regions(package)["ex_a"]] == ["ex_a", "ex_a:copy"]
+    (package / "a.py").unlink()
+    with pytest.raises(MarkerError, match="belongs to an exercise with no main region"):
+        find_all_regions(package)
+
+
+def test_the_places_that_give_an_answer_away_are_parts_of_that_exercise():
+    parts = {r.key for found in find_all_regions(PACKAGE).values() for r in found if r.part}
+    assert {"basicblock_forward:plainblock", "batchnorm_backward:eval", "avgpool_backward:adaptive",
+            "autograd_backward:order"} <= parts
+    for ex in ("conv_backward", "conv1x1_backward", "basicblock_forward", "bottleneck_forward"):
+        assert EXERCISES[ex].gives_away, ex               # each is a template of the other: released together
+    with pytest.raises(ReleaseError, match="release both"):
+        release(PACKAGE.parent.parent / "never-written", exercises=["conv_backward"], verify=False)
+
+
 def test_replacing_a_region_keeps_its_markers_and_indentation():
     text = replace_bodies(GOOD, {"ex_a": "raise NotImplementedError('ex_a: hint')\n"})
     assert text.splitlines()[1:4] == ["    ### BEGIN SOLUTION ex_a", "    raise NotImplementedError('ex_a: hint')",
@@ -150,17 +183,17 @@ def test_release_replaces_every_region_by_a_raise_with_its_hint(released):
     assert summary["exercises"] == IDS and summary["kept"] == []
     student = find_regions(out / "tinyresnet")
     assert set(student) == set(IDS)
-    for ex in IDS:
-        text = student[ex].path.read_text(encoding="utf-8")
-        assert region_body(text, student[ex]) == stub(ex)
-        assert f'raise NotImplementedError("{ex}: {EXERCISES[ex].hint}")' in text
-        # everything else in the file is the instructor's, unchanged
-        source = REGIONS[ex].path.read_text(encoding="utf-8")
-        in_file = {r: stub(r) for r in IDS if REGIONS[r].path == REGIONS[ex].path}
-        assert text == replace_bodies(source, in_file)
+    for ex, found in find_all_regions(out / "tinyresnet").items():
+        for region in found:                          # the main region and every part
+            text = region.path.read_text(encoding="utf-8")
+            assert region_body(text, region) == stub(ex), region.key
+            assert f'raise NotImplementedError("{ex}: {EXERCISES[ex].hint}")' in text
+            # everything else in the file is the instructor's, unchanged
+            source = (PACKAGE.parent / region.relpath).read_text(encoding="utf-8")
+            assert text == replace_bodies(source, {r: stub(r) for r in IDS})
     assert not (out / "tinyresnet" / "assignment" / "hidden.py").exists()
     assert not (out / "tinyresnet" / "kernels").exists()          # the fast tier (the solutions, made fast) stays
-    region_files = {REGIONS[ex].path for ex in IDS}
+    region_files = {r.path for found in find_all_regions(PACKAGE).values() for r in found}
     for path in PACKAGE.rglob("*"):                   # the rest of the package is copied as it is
         if path.is_file() and "__pycache__" not in path.parts and path.name != "hidden.py" \
                 and "kernels" not in path.relative_to(PACKAGE).parts and not path.name.startswith("."):
@@ -173,6 +206,21 @@ def test_release_replaces_every_region_by_a_raise_with_its_hint(released):
         assert (out / name).is_file(), name
     manifest = json.loads((out / "assignment.json").read_text(encoding="utf-8"))
     assert manifest["exercises"] == IDS and manifest["points"] == {ex: EXERCISES[ex].points for ex in IDS}
+    # the tutorials come along, but those that spell out a released exercise's answer
+    assert manifest["tutorials_left_out"] == ["tutorials/10_backprop_by_hand.py"]
+    assert not (out / "tutorials" / "10_backprop_by_hand.py").exists()
+    assert (out / "tutorials" / "01_degradation.py").is_file()
+
+
+def test_the_copys_install_brings_pytest(released, tmp_path):
+    """`pip install -e .` of the copy installs what `pytest tests/` needs: its metadata lists pytest."""
+    out, _ = released
+    done = subprocess.run([sys.executable, "setup.py", "-q", "egg_info", "--egg-base", str(tmp_path)], cwd=out,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    requires = (tmp_path / "tinyresnet.egg-info" / "requires.txt").read_text().split("\n\n")[0].split()
+    assert any(r.startswith("pytest") for r in requires), requires
+    assert "pip install -e ." in (out / "README.md").read_text(encoding="utf-8")
 
 
 def test_handout_lists_each_exercise_with_the_maths_shapes_and_checks(released):
@@ -273,7 +321,8 @@ def test_planted_mistakes_fail_exactly_their_exercises_with_a_helpful_message(tm
     # each exercise runs on the whole copy: the block runs its conv, batch norm and addition, and the
     # hidden im2col / col2im cases gradcheck a convolution, so those fail with them (the block says why)
     assert failed == {"conv_backward", "batchnorm_backward", "add_backward", "basicblock_forward", "im2col",
-                      "col2im"}, {ex: e["message"] for ex, e in entries.items() if not e["passed"]}
+                      "col2im", "bottleneck_forward"}, {ex: e["message"] for ex, e in entries.items()
+                                                        if not e["passed"]}
     for ex in ("im2col", "col2im"):
         assert all(c["status"] == "pass" for c in entries[ex]["cases"] if not c["hidden"]), entries[ex]["message"]
     block = entries["basicblock_forward"]["message"]
@@ -283,6 +332,10 @@ def test_planted_mistakes_fail_exactly_their_exercises_with_a_helpful_message(tm
     conv = entries["conv_backward"]
     assert conv["status"] == "fail" and conv["max_rel_error"] > 1e-3
     assert "relative error" in conv["message"] and ("dx[" in conv["message"] or "dweight[" in conv["message"])
+    # the report leads with the simplest failing visible case (the document's 1x1 example) and the
+    # advice for the layout mistake the handout predicts
+    assert conv["message"].startswith("document: gradients of the 1x1 example: ")
+    assert "Hint: a layout mistake, as the handout predicts" in conv["message"]
     bn = entries["batchnorm_backward"]
     assert bn["status"] == "fail" and "batch mean" in bn["message"] and "sum to 0" in bn["message"]
     add = entries["add_backward"]
@@ -305,10 +358,10 @@ def test_infinite_loops_and_crashes_cost_only_their_exercise(tmp_path, reports):
     assert entries["col2im"]["status"] == "error" and "sys.exit(3)" in entries["col2im"]["message"]
     # the exercises whose checks run those regions fail with them (each is graded on the whole copy)
     # (the hidden im2col cases gradcheck a convolution, whose backward runs col2im)
-    for ex in ("conv_backward", "basicblock_forward", "im2col"):
+    for ex in ("conv_backward", "basicblock_forward", "bottleneck_forward", "im2col"):
         assert not entries[ex]["passed"], entries[ex]
     for ex in set(IDS) - {"relu_backward", "maxpool_backward", "col2im", "conv_backward", "basicblock_forward",
-                          "im2col"}:
+                          "bottleneck_forward", "im2col"}:
         assert entries[ex]["passed"], (ex, entries[ex]["message"])
 
 

@@ -268,6 +268,8 @@ def test_the_course_file_is_validated_with_the_valid_exercises_listed(tmp_path, 
         load_config(bad)
     assert "unknown exercise(s) softmax_backward" in str(info.value) and ", ".join(valid) in str(info.value)
     for data, words in [({"points": {"relu_backwrd": 2}}, "points for unknown exercise(s) relu_backwrd"),
+                        ({"points": {"relu_backward": {"visble": 1}}}, "take the keys visible and hidden"),
+                        ({"points": {"relu_backward": {"hidden": -1}}}, "hidden cases must be a number >= 0"),
                         ({"points": {"relu_backward": -1}}, "must be a number >= 0, got -1"),
                         ({"points": {"relu_backward": True}}, "must be a number >= 0, got True"),
                         ({"exercise": ["relu_backward"]}, "unknown key(s) exercise"),
@@ -330,3 +332,12 @@ def test_the_teachers_guide_covers_grading_a_class():
                   "[points]", "templates/classroom/.github/", "autograding.json", "FROM python:3.11-slim",
                   "--network none", "--memory 2g", "Partial credit per group of cases is not offered"]:
         assert words in section, words
+
+
+def test_a_course_file_can_split_an_exercises_points_over_its_visible_and_hidden_cases():
+    from tinyresnet.assignment.gradebook import apply_points
+    entry = {"exercise": "conv_backward", "passed": False, "points": 0, "max_points": 4,
+             "groups": {"visible": True, "hidden": False}}
+    report = apply_points({"exercises": [entry]}, {"conv_backward": {"visible": 2, "hidden": 3}})
+    assert (report["total_points"], report["max_points"]) == (2, 5)
+    assert apply_points({"exercises": [entry]}, {})["total_points"] == 0          # all or nothing by default

@@ -145,6 +145,12 @@ class Function:
     saved would no longer match the data (``check_versions``).
     """
 
+    released = False       # set by ``release()``
+
+    def edges(self):
+        """The input edges of a recorded function (none once released, or when it was not recorded)."""
+        return vars(self).get("inputs", ())
+
     def __call__(self, *inputs):
         tensors = [x if isinstance(x, Tensor) else Tensor(x) for x in inputs]
         record = _Config.enable_grad and any(t.requires_grad for t in tensors)
@@ -415,10 +421,11 @@ class Tensor:
             self._accumulate(grad)
             return
 
+        ### BEGIN SOLUTION autograd_backward
         order = _topological_order(self.creator)
         pending = {id(self.creator): grad}     # id(function) -> the gradient flowing into its output
         for fn in order:
-            if getattr(fn, "released", False):
+            if fn.released:
                 raise RuntimeError(f"the graph through {fn.name} was already freed by an earlier "
                                    f"backward(); call backward(retain_graph=True) the first time")
             dout = pending.pop(id(fn), None)
@@ -442,6 +449,7 @@ class Tensor:
                     pending[id(x.creator)] = g
             if not retain_graph:
                 fn.release()
+        ### END SOLUTION autograd_backward
 
     def _accumulate(self, g):
         if tuple(g.shape) != self.shape:
@@ -771,6 +779,7 @@ def _topological_order(root_fn):
     An iterative depth-first search (post-order, then reversed): no recursion, so a chain of
     thousands of ops is fine.
     """
+    ### BEGIN SOLUTION autograd_backward:order
     order, seen = [], set()
     stack = [(root_fn, False)]
     while stack:
@@ -782,11 +791,12 @@ def _topological_order(root_fn):
             continue
         seen.add(id(fn))                    # marked when expanded, not when pushed: a function pushed
         stack.append((fn, True))            # early must still finish after everything that uses it
-        for x in getattr(fn, "inputs", ()):
+        for x in fn.edges():
             if x.creator is not None and id(x.creator) not in seen:
                 stack.append((x.creator, False))
     order.reverse()
     return order
+    ### END SOLUTION autograd_backward:order
 
 
 def _call_backward(fn, dout):

@@ -43,6 +43,19 @@ class Case:
     hidden: bool = False
 
     @property
+    def size(self):
+        """How many input elements the case builds, from its parameters (0 for the document's worked
+        examples, which are the smallest and say the most): reports lead with the smallest failing case."""
+        p = self.params
+        shapes = [p[k] for k in ("shape", "shape_a", "shape_b") if k in p]
+        dims = [p.get("N"), p.get("C", p.get("inplanes", p.get("features"))), p.get("H"), p.get("W")]
+        if isinstance(p.get("K"), int):
+            shapes.append([p["N"], p["K"]])
+        elif all(isinstance(d, int) for d in dims[:2]):
+            shapes.append([d for d in dims if isinstance(d, int)])
+        return sum(int(np.prod(s)) for s in shapes)
+
+    @property
     def seed(self):
         return zlib.crc32(f"{self.exercise}/{self.name}".encode())
 
@@ -402,15 +415,121 @@ def batchnorm_case(tr, rng, N, C, H, W, affine=True, shift=0.0, spread=1.0):
     return m
 
 
-def _block(tr, rng, inplanes, planes, stride, projection, zero_residual=False):
-    """A float64 BasicBlock in training mode with seeded weights (the same in every process)."""
+def conv1x1_case(tr, rng, N, C, H, W, OC, stride=1, bias=True):
+    """conv2d with a 1×1 kernel (Conv1x1Function: one matrix product, no im2col), forward and backward."""
+    F = _module(tr, "functional")
+    inputs = {"x": rng.standard_normal((N, C, H, W)), "weight": rng.standard_normal((OC, C, 1, 1))}
+    if bias:
+        inputs["bias"] = rng.standard_normal(OC)
+
+    def fn(*args):
+        return F.conv2d(args[0], args[1], args[2] if bias else None, stride)
+
+    m = Measured(tr)
+    m.run("conv1x1", fn, inputs)
+    m.gradcheck("conv1x1", fn, inputs)
+    return m
+
+
+def avgpool_case(tr, rng, N, C, H, W, kernel=None, stride=None, padding=0, output_size=None):
+    """avg_pool2d (or, with ``output_size``, adaptive_avg_pool2d) forward and backward."""
+    F = _module(tr, "functional")
+    x = rng.standard_normal((N, C, H, W))
+    if output_size is not None:
+        label = "adaptive_avg_pool2d"
+
+        def fn(x):
+            return F.adaptive_avg_pool2d(x, output_size)
+    else:
+        label = "avg_pool2d"
+
+        def fn(x):
+            return F.avg_pool2d(x, kernel, stride, padding)
+    m = Measured(tr)
+    _, grads, dout = m.run(label, fn, {"x": x})
+    if grads["x"] is not None and not padding:
+        m.expect("sum of dx", grads["x"].sum(), dout.sum(),
+                 "without padding every window's dout is shared out over its pixels exactly once, so dx must sum "
+                 "to what dout sums to; more means dout was not divided by the window's size",
+                 scale=float(np.abs(dout).sum()))
+    m.gradcheck(label, fn, {"x": x})
+    return m
+
+
+def linear_case(tr, rng, shape, features, bias=True):
+    """linear: x (..., IN) · Wᵀ + b, forward and backward."""
+    F = _module(tr, "functional")
+    inputs = {"x": rng.standard_normal(shape), "weight": rng.standard_normal((features, shape[-1]))}
+    if bias:
+        inputs["bias"] = rng.standard_normal(features)
+
+    def fn(*args):
+        return F.linear(args[0], args[1], args[2] if bias else None)
+
+    m = Measured(tr)
+    m.run("linear", fn, inputs)
+    m.gradcheck("linear", fn, inputs)
+    return m
+
+
+def cross_entropy_case(tr, rng, N, K, reduction="mean", smoothing=0.0):
+    """cross_entropy of logits (N, K) against seeded targets; Σ over classes of dlogits is 0 per row."""
+    F = _module(tr, "functional")
+    logits, targets = 2.0 * rng.standard_normal((N, K)), rng.integers(0, K, size=N)
+
+    def fn(z):
+        return F.cross_entropy(z, targets, reduction=reduction, label_smoothing=smoothing)
+
+    m = Measured(tr)
+    _, grads, _ = m.run("cross_entropy", fn, {"logits": logits})
+    if grads["logits"] is not None and grads["logits"].shape == logits.shape:
+        m.expect("sum of dlogits over each row", grads["logits"].sum(axis=1), np.zeros(N),
+                 "softmax and the target distribution both sum to 1 over the classes, so each row of dlogits "
+                 "sums to 0", scale=np.abs(grads["logits"]).sum(axis=1) + 1e-12)
+    m.gradcheck("cross_entropy", fn, {"logits": logits})
+    return m
+
+
+def autograd_case(tr, rng, shape, depth=1):
+    """A graph with tensors used twice and a long chain: y = x·w, z = y·y − x, a = 2z feeding both
+    b = 3a and c = a·b, then ``depth`` multiplications (more than Python's recursion limit)."""
+    x, w = rng.uniform(0.5, 1.5, size=shape), rng.uniform(0.5, 1.5, size=shape)
+
+    def fn(x, w):
+        y = x * w
+        z = y * y - x                      # y used twice, x used twice
+        a = z * 2.0
+        c = a * (a * 3.0)                  # a used twice, once through a longer path
+        for _ in range(depth):
+            c = c * 0.999
+        return c
+
+    m = Measured(tr)
+    _, grads, dout = m.run("graph", fn, {"x": x, "w": w})
+    y, z = x * w, (x * w) ** 2 - x
+    chain = dout * 0.999 ** depth * 24.0 * 2.0 * z           # c = 3·(2z)² = 12 z², so dc/dz = 24 z
+    if grads["x"] is not None and grads["w"] is not None:
+        m.expect("dx (x used twice, y used twice)", grads["x"], chain / 2.0 * (2 * y * w - 1),
+                 "x reaches the loss through y = x·w and through z = y·y − x: the gradients of a tensor used "
+                 "twice add")
+        m.expect("dw (order: a feeds c directly and through b = 3a)", grads["w"], chain / 2.0 * 2 * y * x,
+                 "a's gradient is complete only after both of its uses ran: visit functions in reverse "
+                 "topological order")
+    m.gradcheck("graph", fn, {"x": x, "w": w})
+    return m
+
+
+def _block(tr, rng, inplanes, planes, stride, projection, zero_residual=False, kind="BasicBlock"):
+    """A float64 BasicBlock (or Bottleneck) in training mode with seeded weights (the same in every process)."""
     models, nn = _module(tr, "models"), _module(tr, "nn")
+    out_planes = planes * getattr(models, kind).expansion
     downsample = None
     if projection == "A":                        # option A: subsample, add zero channels (no parameters)
-        downsample = models.ShortcutA(inplanes, planes, stride)
+        downsample = models.ShortcutA(inplanes, out_planes, stride)
     elif projection:                             # a 1×1 convolution with the stride, then batch norm
-        downsample = nn.Sequential(nn.Conv2d(inplanes, planes, 1, stride=stride, bias=False), nn.BatchNorm2d(planes))
-    block = models.BasicBlock(inplanes, planes, stride, downsample)
+        downsample = nn.Sequential(nn.Conv2d(inplanes, out_planes, 1, stride=stride, bias=False),
+                                   nn.BatchNorm2d(out_planes))
+    block = getattr(models, kind)(inplanes, planes, stride, downsample)
     block.double()
     block.train()
     for name, p in block.named_parameters():
@@ -421,9 +540,39 @@ def _block(tr, rng, inplanes, planes, stride, projection, zero_residual=False):
         else:
             p.data[...] = 0.2 * rng.standard_normal(p.shape)              # BN β
     if zero_residual:
-        block.bn2.weight.data[...] = 0.0
-        block.bn2.bias.data[...] = 0.0
+        last = block.bn3 if kind == "Bottleneck" else block.bn2
+        last.weight.data[...] = 0.0
+        last.bias.data[...] = 0.0
     return block
+
+
+def bottleneck_case(tr, rng, N, inplanes, planes, H, W, stride=1, projection=False, zero_residual=False):
+    """A Bottleneck's output (against its own layers composed), input and parameter gradients, and
+    finite differences with respect to x; ``zero_residual``: bn3's γ = β = 0, so the block is relu(shortcut)."""
+    block = _block(tr, rng, inplanes, planes, stride, projection, zero_residual, kind="Bottleneck")
+    x = rng.standard_normal((N, inplanes, H, W))
+    m = Measured(tr)
+    out, _, _ = m.run("bottleneck", block, {"x": x})
+    for name, p in block.named_parameters():
+        m.values[f"bottleneck d{name}"] = None if p.grad is None else np.asarray(_host(p.grad))
+    shape = (N, 4 * planes, -(-H // stride), -(-W // stride))
+    if out.shape != shape:
+        m.problems.append(f"the bottleneck's output has shape {out.shape}; it should be {shape} (4·planes = "
+                          f"{4 * planes} channels, spatial size ⌈H/stride⌉ × ⌈W/stride⌉)")
+        return m
+    F = _module(tr, "functional")
+    with tr.no_grad():
+        t = tr.Tensor(x)
+        out1 = F.relu(block.bn1(block.conv1(t)))
+        residual = block.bn3(block.conv3(F.relu(block.bn2(block.conv2(out1)))))
+        shortcut = t if block.downsample is None else block.downsample(t)
+        expected = F.relu(residual + shortcut).numpy()
+    m.expect("bottleneck output", out, expected,
+             "the output should be relu(bn3(conv3(relu(bn2(conv2(relu(bn1(conv1(x)))))))) + shortcut), the "
+             "shortcut being x or downsample(x)", tolerance=1e-9)
+    if not zero_residual:
+        m.gradcheck("bottleneck", block, {"x": x})
+    return m
 
 
 def basicblock_case(tr, rng, N, inplanes, planes, H, W, stride=1, projection=False, gradcheck=True):
@@ -487,7 +636,8 @@ def basicblock_doc_case(tr, rng):
 
 BUILDERS = {f.__name__: f for f in [
     relu_case, add_case, add_skip_doc_case, im2col_case, im2col_doc_case, col2im_case, conv_case,
-    conv_doc_case, maxpool_case, batchnorm_case, basicblock_case, basicblock_doc_case]}
+    conv_doc_case, maxpool_case, batchnorm_case, basicblock_case, basicblock_doc_case, conv1x1_case, avgpool_case,
+    linear_case, cross_entropy_case, bottleneck_case, autograd_case]}
 
 
 # The visible cases: listed in the handout, run by `tinyresnet assignment check` and the students' tests.
@@ -519,6 +669,23 @@ VISIBLE_CASES = [
     Case("basicblock_forward", "projection shortcut 2 -> 4 channels, stride 2, x (1, 2, 4, 4)", "basicblock_case",
          {"N": 1, "inplanes": 2, "planes": 4, "H": 4, "W": 4, "stride": 2, "projection": True}),
     Case("basicblock_forward", "document: y = z2 + x inside a block", "basicblock_doc_case"),
+    Case("conv1x1_backward", "x (2, 3, 4, 4), 5 filters, stride 1, bias", "conv1x1_case",
+         {"N": 2, "C": 3, "H": 4, "W": 4, "OC": 5}),
+    Case("conv1x1_backward", "x (1, 4, 5, 5), 2 filters, stride 2 (a projection shortcut)", "conv1x1_case",
+         {"N": 1, "C": 4, "H": 5, "W": 5, "OC": 2, "stride": 2, "bias": False}),
+    Case("avgpool_backward", "x (2, 3, 4, 4), kernel 2, stride 2", "avgpool_case",
+         {"N": 2, "C": 3, "H": 4, "W": 4, "kernel": 2, "stride": 2}),
+    Case("avgpool_backward", "x (1, 2, 5, 5), kernel 3, stride 1 (overlapping)", "avgpool_case",
+         {"N": 1, "C": 2, "H": 5, "W": 5, "kernel": 3, "stride": 1}),
+    Case("avgpool_backward", "global average pooling, x (2, 3, 3, 3) -> (1, 1)", "avgpool_case",
+         {"N": 2, "C": 3, "H": 3, "W": 3, "output_size": [1, 1]}),
+    Case("linear_backward", "x (4, 3) -> 5 features, bias", "linear_case", {"shape": [4, 3], "features": 5}),
+    Case("cross_entropy_backward", "logits (4, 3), mean", "cross_entropy_case", {"N": 4, "K": 3}),
+    Case("bottleneck_forward", "identity shortcut, x (2, 8, 3, 3), planes 2", "bottleneck_case",
+         {"N": 2, "inplanes": 8, "planes": 2, "H": 3, "W": 3}),
+    Case("bottleneck_forward", "projection 4 -> 8 channels, stride 2, x (1, 4, 4, 4)", "bottleneck_case",
+         {"N": 1, "inplanes": 4, "planes": 2, "H": 4, "W": 4, "stride": 2, "projection": True}),
+    Case("autograd_backward", "tensors used twice, x (3,)", "autograd_case", {"shape": [3]}),
 ]
 
 

@@ -9,7 +9,10 @@ failing exercise can fail with it (the report says so). The report's ``integrity
 the copy is not an answer to the exercises (integrity.py). ``check`` runs only the visible cases on
 the copy as it is: it needs no solutions, so students run it on their own copy.
 
-An exercise earns its points (exercises.py) only when all its cases pass.
+An exercise earns its points (exercises.py) only when all its cases pass; each entry also says
+which case groups ("visible", "hidden") pass, so that a course file can split the points over them
+(gradebook.py). A failing exercise's report leads with its simplest failing case (visible before
+hidden, then the fewest input elements) and the advice for the mistake it shows (exercises.py).
 """
 
 import json
@@ -19,10 +22,15 @@ from pathlib import Path
 from . import integrity
 from .checks import VISIBLE_CASES, judge_case
 from .exercises import EXERCISES
-from .markers import find_regions, region_body
+from .markers import find_all_regions, find_regions, region_body
 from .runner import locate_package, reference_measurements, run_checks
 
 _REFERENCE_CACHE = {}
+_CASE_SIZES = {(c.exercise, c.name): c.size for c in VISIBLE_CASES}
+
+
+def _remember_sizes(cases):
+    _CASE_SIZES.update({(c.exercise, c.name): c.size for c in cases})
 
 
 class GradingError(RuntimeError):
@@ -88,27 +96,48 @@ def _summarise(exercise, result, graded):
              "message": result.get("message", ""), "cases": result.get("cases", [])}
     cases = entry["cases"]
     if result["status"] == "ran":
-        statuses = [c["status"] for c in cases]
-        for status in ("not implemented", "error", "fail"):
-            if status in statuses:
-                first = next(c for c in cases if c["status"] == status)
-                entry["status"] = status
-                entry["message"] = f"{first['case']}{' (hidden)' if first['hidden'] else ''}: {first['message']}"
-                break
+        failing = sorted((c for c in cases if c["status"] != "pass"), key=_simplicity)
+        if failing:
+            lead = failing[0]
+            entry["status"] = lead["status"]
+            entry["message"] = f"{lead['case']}{' (hidden)' if lead['hidden'] else ''}: {lead['message']}"
+            if lead["status"] == "fail":
+                entry["message"] += f" Hint: {advice(exercise, lead['message'])}"
         else:
             entry["status"] = "pass" if cases else "error"
             entry["message"] = "" if cases else "no checks ran for this exercise"
-        # a failing exercise shows its first failing case; a passing one its worst case
-        shown = [c for c in cases if c["status"] != "pass"][:1] or cases
+        # a failing exercise shows its lead case; a passing one its worst case
+        shown = failing[:1] or cases
         measured = [c for c in shown if c.get("max_rel_error") is not None]
         if measured:
             worst = max(measured, key=lambda c: c["max_rel_error"])
             entry["max_rel_error"] = worst["max_rel_error"]
             entry["where"] = f"{worst['case']}: {worst['where']}"
+    entry["groups"] = {group: result["status"] == "ran" and bool(members) and
+                       all(c["status"] == "pass" for c in members)
+                       for group, members in _groups(cases).items()}
     entry["passed"] = entry["status"] == "pass"
     if graded and entry["passed"]:
         entry["points"] = points
     return entry
+
+
+def _simplicity(outcome):
+    """The order in which failing cases lead a report: visible first, then the smallest, then the
+    order of the tables."""
+    return (outcome["hidden"], _CASE_SIZES.get((outcome["exercise"], outcome["case"]), 0))
+
+
+def _groups(cases):
+    """The case groups of an exercise's outcomes: {"visible": [...], "hidden": [...]}."""
+    return {"visible": [c for c in cases if not c["hidden"]], "hidden": [c for c in cases if c["hidden"]]}
+
+
+def advice(exercise, message):
+    """The advice for the mistake a failing case's message shows (exercises.py's ``mistakes``), else
+    the exercise's hint."""
+    info = EXERCISES[exercise]
+    return next((text for words, text in info.mistakes if words in message), info.hint)
 
 
 def _note_blocking(entries, advice):
@@ -156,9 +185,10 @@ def grade(student_dir, exercises=None, timeout=60.0):
     tr, package_dir = _instructor()
     regions = find_regions(package_dir)
     root = locate_package(student_dir)
-    defaults, default_note = (None, []) if exercises is not None else _released(root, regions)
+    defaults, default_note = (None, []) if exercises is not None else _released(root, regions, package_dir)
     selected = select_exercises(exercises if exercises is not None else defaults, regions, package_dir)
     cases = [c for c in VISIBLE_CASES + HIDDEN_CASES if c.exercise in selected]
+    _remember_sizes(cases)
     references = _references(tr, package_dir, cases)
     results, info = run_checks(root, selected, cases, timeout=timeout)
     entries = [_summarise(ex, _judge(ex, results[ex], cases, references), graded=True) for ex in selected]
@@ -170,7 +200,7 @@ def grade(student_dir, exercises=None, timeout=60.0):
             "integrity": integrity.findings(root, package_dir, info["left_out"])}
 
 
-def _released(root, regions):
+def _released(root, regions, package_dir):
     """The exercises to grade when none are named: those the copy's ``assignment.json`` says it was
     released with, and every exercise whose region in the copy differs from the instructor's
     solution (so that deleting an entry from assignment.json cannot drop a failing exercise); an
@@ -184,11 +214,11 @@ def _released(root, regions):
     except (OSError, ValueError, AttributeError):
         released = []
     try:
-        theirs = find_regions(root / "tinyresnet")
+        theirs = find_all_regions(root / "tinyresnet")
     except (OSError, ValueError):
         theirs = {}
-    changed = [ex for ex, region in regions.items()
-               if ex not in theirs or _body(theirs[ex]) != _body(region)]
+    mine = find_all_regions(package_dir)
+    changed = [ex for ex in regions if ex not in theirs or _bodies(theirs[ex]) != _bodies(mine[ex])]
     chosen = [ex for ex in regions if ex in released or ex in changed]
     note = (f"graded the exercises of this copy's release ({' '.join(ex for ex in chosen if ex in released)})"
             + (f" and those whose solution region differs from the instructor's "
@@ -196,8 +226,9 @@ def _released(root, regions):
     return chosen, [note]
 
 
-def _body(region):
-    return region_body(region.path.read_text(encoding="utf-8"), region).strip()
+def _bodies(regions):
+    """The code of an exercise's regions (main and parts), by marker id."""
+    return {r.key: region_body(r.path.read_text(encoding="utf-8"), r).strip() for r in regions}
 
 
 def _release_mismatch(root, selected, requested):

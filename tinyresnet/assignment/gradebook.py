@@ -274,17 +274,55 @@ def load_config(path, valid=None):
     if unknown:
         raise ConfigError(f"course file {path}: points for unknown exercise(s) {', '.join(unknown)}; {listing}")
     for ex, value in points.items():
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-            raise ConfigError(f"course file {path}: points for {ex} must be a number >= 0, got {value!r}")
+        _check_points(path, ex, value)
     return {"exercises": exercises, "points": dict(points)}
 
 
+GROUPS = ("visible", "hidden")
+
+
+def _is_points(value):
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and math.isfinite(value) and value >= 0
+
+
+def _check_points(path, ex, value):
+    """An exercise's points: a number >= 0 (all or nothing), or {"visible": a, "hidden": b} (partial
+    credit: each group's points when every case of that group passes)."""
+    if isinstance(value, dict):
+        extra = [g for g in value if g not in GROUPS]
+        if extra or not value:
+            raise ConfigError(f"course file {path}: points for {ex} split over case groups take the keys "
+                              f"{' and '.join(GROUPS)}, got {sorted(value) or 'none'}; e.g. "
+                              f"{{\"{ex}\": {{\"visible\": 2, \"hidden\": 3}}}}")
+        for group, points in value.items():
+            if not _is_points(points):
+                raise ConfigError(f"course file {path}: points for {ex}'s {group} cases must be a number >= 0, "
+                                  f"got {points!r}")
+    elif not _is_points(value):
+        raise ConfigError(f"course file {path}: points for {ex} must be a number >= 0, got {value!r} (or a "
+                          f"table of {' and '.join(GROUPS)} points)")
+
+
+def worth(value):
+    """What an exercise's points (a number or a table of group points) are worth in all."""
+    return sum(value.values()) if isinstance(value, dict) else value
+
+
+def _earned(entry, value):
+    """The points ``entry`` earns with ``value``: all of them when it passed, or per passing group."""
+    if not isinstance(value, dict):
+        return value if entry["passed"] else 0
+    groups = entry.get("groups") or {}
+    return sum(points for group, points in value.items() if groups.get(group))
+
+
 def apply_points(report, points):
-    """A copy of ``report`` scored with ``points`` (exercise id -> points; others keep exercises.py's)."""
+    """A copy of ``report`` scored with ``points`` (exercise id -> points, or -> {"visible": a,
+    "hidden": b} for partial credit per case group; the others keep exercises.py's)."""
     entries = []
     for e in report["exercises"]:
-        worth = points.get(e["exercise"], e["max_points"])
-        entries.append(dict(e, max_points=worth, points=worth if e["passed"] else 0))
+        value = points.get(e["exercise"], e["max_points"])
+        entries.append(dict(e, max_points=worth(value), points=_earned(e, value)))
     return dict(report, exercises=entries, total_points=sum(e["points"] for e in entries),
                 max_points=sum(e["max_points"] for e in entries))
 
@@ -347,14 +385,14 @@ def _integrity(report):
 def gradebook_rows(results, exercises, points=None):
     """The gradebook as dicts: student, each exercise's points, total, max_total, integrity, error."""
     points = points or {}
-    worth = {ex: points.get(ex, EXERCISES[ex].points) for ex in exercises}
+    possible = {ex: worth(points.get(ex, EXERCISES[ex].points)) for ex in exercises}
     rows = []
     for r in results:
         earned = {e["exercise"]: e["points"] for e in r["report"]["exercises"]} if r["report"] else {}
         row = {"student": _cell(r["student"])}
         row.update({ex: _number(earned.get(ex, 0)) for ex in exercises})
         row["total"] = _number(sum(earned.get(ex, 0) for ex in exercises))
-        row["max_total"] = _number(sum(worth.values()))
+        row["max_total"] = _number(sum(possible.values()))
         row["integrity"] = _cell(_integrity(r["report"]))
         row["error"] = _cell(r["error"] or "")
         rows.append(row)
@@ -472,7 +510,8 @@ def feedback_markdown(result, known=None):
                                   "It scores 0 points. Hand in the folder the release was written to (with "
                                   "setup.py and tinyresnet/), or a .zip or .tar.gz of it.", ""])
     lines += [f"Total: **{_number(report['total_points'])} / {_number(report['max_points'])}** points.", "",
-              "An exercise scores its points when every one of its cases passes, visible and hidden.", ""]
+              "An exercise scores its points when every one of its cases passes, visible and hidden (or, where "
+              "the course splits them, each group's points when every case of that group passes).", ""]
     findings = report.get("integrity") or []
     if findings:
         kinds = sorted({f.get("kind", "?") if isinstance(f, dict) else "finding" for f in findings})

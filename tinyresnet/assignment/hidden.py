@@ -69,4 +69,39 @@ HIDDEN_CASES = [
     Case("basicblock_forward", "option-A shortcut 2 -> 4 channels, stride 2, x (2, 2, 5, 4)", "basicblock_case",
          {"N": 2, "inplanes": 2, "planes": 4, "H": 5, "W": 4, "stride": 2, "projection": "A", "gradcheck": False},
          hidden=True),
+
+    Case("conv1x1_backward", "x (3, 2, 5, 3), 3 filters, stride (2, 1), bias", "conv1x1_case",
+         {"N": 3, "C": 2, "H": 5, "W": 3, "OC": 3, "stride": [2, 1]}, hidden=True),
+    Case("conv1x1_backward", "x (2, 3, 4, 6), 4 filters, stride 3, no bias", "conv1x1_case",
+         {"N": 2, "C": 3, "H": 4, "W": 6, "OC": 4, "stride": 3, "bias": False}, hidden=True),
+
+    Case("avgpool_backward", "x (2, 2, 5, 6), kernel 3, stride 2, padding 1", "avgpool_case",
+         {"N": 2, "C": 2, "H": 5, "W": 6, "kernel": 3, "stride": 2, "padding": 1}, hidden=True),
+    Case("avgpool_backward", "x (1, 3, 4, 7), kernel (2, 3), stride (2, 1)", "avgpool_case",
+         {"N": 1, "C": 3, "H": 4, "W": 7, "kernel": [2, 3], "stride": [2, 1]}, hidden=True),
+    Case("avgpool_backward", "adaptive x (2, 2, 5, 7) -> (2, 3)", "avgpool_case",
+         {"N": 2, "C": 2, "H": 5, "W": 7, "output_size": [2, 3]}, hidden=True),
+    Case("avgpool_backward", "global average pooling, x (3, 2, 2, 5) -> (1, 1)", "avgpool_case",
+         {"N": 3, "C": 2, "H": 2, "W": 5, "output_size": [1, 1]}, hidden=True),
+
+    Case("linear_backward", "x (2, 3, 4) -> 2 features, bias", "linear_case",
+         {"shape": [2, 3, 4], "features": 2}, hidden=True),
+    Case("linear_backward", "x (1, 6) -> 3 features, no bias", "linear_case",
+         {"shape": [1, 6], "features": 3, "bias": False}, hidden=True),
+
+    Case("cross_entropy_backward", "logits (5, 4), sum", "cross_entropy_case",
+         {"N": 5, "K": 4, "reduction": "sum"}, hidden=True),
+    Case("cross_entropy_backward", "logits (3, 6), none", "cross_entropy_case",
+         {"N": 3, "K": 6, "reduction": "none"}, hidden=True),
+    Case("cross_entropy_backward", "logits (4, 5), mean, label smoothing 0.1", "cross_entropy_case",
+         {"N": 4, "K": 5, "smoothing": 0.1}, hidden=True),
+
+    Case("bottleneck_forward", "projection 3 -> 4 channels, stride 1, x (2, 3, 3, 4)", "bottleneck_case",
+         {"N": 2, "inplanes": 3, "planes": 1, "H": 3, "W": 4, "projection": True}, hidden=True),
+    Case("bottleneck_forward", "zeroed residual, identity shortcut, x (1, 4, 3, 3)", "bottleneck_case",
+         {"N": 1, "inplanes": 4, "planes": 1, "H": 3, "W": 3, "zero_residual": True}, hidden=True),
+
+    Case("autograd_backward", "a chain of 1500 ops, x (2, 2)", "autograd_case",
+         {"shape": [2, 2], "depth": 1500}, hidden=True),
+    Case("autograd_backward", "tensors used twice, x (1,)", "autograd_case", {"shape": [1]}, hidden=True),
 ]

@@ -5,6 +5,12 @@ A region follows nbgrader's convention, with the exercise id on both marker line
 ``### END SOLUTION <exercise_id>`` after them, both at the indentation of those statements (one
 space after the three hashes, one between the words).
 
+An exercise may have more than one region: the first, ``### BEGIN SOLUTION <exercise_id>``, is
+its main region (where the handout sends students); every other place that would give its answer
+away is a part, ``### BEGIN SOLUTION <exercise_id>:<part>`` (e.g. ``basicblock_forward:plainblock``
+for PlainBlock.forward, which spells out the block's forward). Releasing an exercise stubs all of
+its regions; grading reads them all.
+
 Regions are found by scanning every ``.py`` file of a package, never from a list of files, so a
 new region anywhere in the package is picked up. A marker that is unbalanced, nested, mismatched
 or misspelt raises ``MarkerError`` naming the file, the line and the fix.
@@ -39,6 +45,12 @@ class Region:
     begin: int          # line number (1-based) of the BEGIN marker
     end: int            # line number of the END marker
     indent: str         # the markers' indentation, which the body shares
+    part: str = ""      # "" for the exercise's main region, else the part's name (``<exercise>:<part>``)
+
+    @property
+    def key(self):
+        """The id on the marker lines: ``relu_backward``, or ``basicblock_forward:plainblock`` for a part."""
+        return f"{self.exercise}:{self.part}" if self.part else self.exercise
 
     @property
     def location(self):
@@ -72,9 +84,11 @@ def scan_text(text, relpath, path=None):
             raise MarkerError(f"{where}: unrecognised solution marker {stripped!r}; write "
                               f"'### BEGIN SOLUTION <exercise_id>' or '### END SOLUTION <exercise_id>'")
         kind, exercise = match.groups()
-        if not exercise or not _EXERCISE_ID.match(exercise):
+        name, colon, part = (exercise or "").partition(":")
+        if not _EXERCISE_ID.match(name) or (colon and not _EXERCISE_ID.match(part)):
             raise MarkerError(f"{where}: the marker {stripped!r} needs an exercise id made of letters, "
-                              f"digits and underscores, e.g. '### {kind} SOLUTION relu_backward'")
+                              f"digits and underscores, e.g. '### {kind} SOLUTION relu_backward' (or, for "
+                              f"another region of that exercise, 'relu_backward:<part>')")
         indent = line[:len(line) - len(line.lstrip())]
         if kind == "BEGIN":
             if open_marker:
@@ -102,7 +116,9 @@ def scan_text(text, relpath, path=None):
                 raise MarkerError(f"{relpath}:{start + 1 + offset}: this line of region {exercise} is "
                                   f"indented less than its markers; a region must be a run of whole "
                                   f"statements at (or inside) the markers' indentation")
-        regions.append(Region(exercise, Path(path) if path else Path(relpath), relpath, start, number, indent))
+        exercise_id, _, part = exercise.partition(":")
+        regions.append(Region(exercise_id, Path(path) if path else Path(relpath), relpath, start, number, indent,
+                              part))
         open_marker = None
     if open_marker:
         raise MarkerError(f"{relpath}:{open_marker[1]}: BEGIN SOLUTION {open_marker[0]} has no "
@@ -110,15 +126,17 @@ def scan_text(text, relpath, path=None):
     return regions
 
 
-def find_regions(package_dir):
-    """Every region in the ``.py`` files under ``package_dir``: a dict exercise id -> Region.
+def find_all_regions(package_dir):
+    """Every region in the ``.py`` files under ``package_dir``: a dict exercise id -> [Region, ...],
+    the main region first, then its parts in file order.
 
-    Files are visited in sorted order; an exercise id marked twice raises ``MarkerError``.
+    Files are visited in sorted order; a marker id used twice, or a part whose exercise has no
+    main region, raises ``MarkerError``.
     """
     package_dir = Path(package_dir)
     if not (package_dir / "__init__.py").is_file():
         raise FileNotFoundError(f"{package_dir} is not a Python package (no __init__.py)")
-    found = {}
+    found = {}                                    # marker id -> Region
     for path in sorted(package_dir.rglob("*.py")):
         if "__pycache__" in path.parts:
             continue
@@ -127,11 +145,26 @@ def find_regions(package_dir):
         if "SOLUTION" not in text:
             continue
         for region in scan_text(text, relpath, path):
-            if region.exercise in found:
-                raise MarkerError(f"{region.location}: the exercise {region.exercise} is already marked at "
-                                  f"{found[region.exercise].location}; each exercise id marks one region")
-            found[region.exercise] = region
-    return found
+            if region.key in found:
+                raise MarkerError(f"{region.location}: the exercise {region.key} is already marked at "
+                                  f"{found[region.key].location}; each exercise id marks one region (mark "
+                                  f"another place of the same exercise as '{region.exercise}:<part>')")
+            found[region.key] = region
+    regions = {}
+    for region in found.values():
+        if region.part and region.exercise not in found:
+            raise MarkerError(f"{region.location}: the part {region.key} belongs to an exercise with no main "
+                              f"region; mark the exercise's own code with '### BEGIN SOLUTION {region.exercise}'")
+        regions.setdefault(region.exercise, [found[region.exercise]])
+        if region.part:
+            regions[region.exercise].append(region)
+    return regions
+
+
+def find_regions(package_dir):
+    """The main region of every exercise under ``package_dir``: a dict exercise id -> Region
+    (``find_all_regions`` also gives the parts)."""
+    return {exercise: regions[0] for exercise, regions in find_all_regions(package_dir).items()}
 
 
 def region_body(text, region):
@@ -140,17 +173,22 @@ def region_body(text, region):
     return "\n".join(line[len(region.indent):] if line.strip() else "" for line in lines) + "\n"
 
 
-def replace_bodies(text, bodies, relpath="<text>"):
-    """``text`` with the body of each region whose id is in ``bodies`` replaced by ``bodies[id]``.
+def replace_bodies(text, bodies, relpath="<text>", parts=True):
+    """``text`` with the body of each region whose exercise id is in ``bodies`` replaced by
+    ``bodies[id]``: every region of that exercise, its parts too (only the main one with
+    ``parts=False``); a key ``<exercise>:<part>`` replaces that part alone.
 
     Each new body is code without indentation; it is indented like the region's markers. The
     marker lines stay, so the regions can be found (and graded) again.
     """
     lines = text.splitlines()
     for region in reversed(scan_text(text, relpath)):
-        if region.exercise not in bodies:
+        body = bodies.get(region.key)
+        if body is None and (parts or not region.part):
+            body = bodies.get(region.exercise)
+        if body is None:
             continue
-        new = [region.indent + line if line.strip() else "" for line in bodies[region.exercise].splitlines()]
+        new = [region.indent + line if line.strip() else "" for line in body.splitlines()]
         lines[region.begin:region.end - 1] = new
     return "\n".join(lines) + ("\n" if text.endswith("\n") else "")
 

@@ -1,9 +1,12 @@
 """Write a student copy of tinyresnet: the solution regions replaced by ``raise NotImplementedError``.
 
-The copy holds the whole importable package, the files that make ``pip install -e`` work, a
-handout (HANDOUT.md), the students' tests (tests/test_exercises.py) and assignment.json (what was
-released). The hidden checks stay behind, and so does the fast tier (``tinyresnet/kernels/``, whose
-kernels compute what the exercises ask): the copy runs on the plain ops, the students' own.
+The copy holds the whole importable package, the files that make ``pip install -e`` work (with
+pytest among its dependencies, for `pytest tests/`), the tutorials but those that spell out a
+released exercise's answer (``Exercise.spoils``), a handout (HANDOUT.md), the students' tests
+(tests/test_exercises.py) and assignment.json (what was released). Every region of a released
+exercise is stubbed, its parts too (markers.py). The hidden checks stay behind, and so does the
+fast tier (``tinyresnet/kernels/``, whose kernels compute what the exercises ask): the copy runs
+on the plain ops, the students' own.
 """
 
 import ast
@@ -17,7 +20,7 @@ from pathlib import Path
 from .checks import VISIBLE_CASES
 from .exercises import EXERCISES
 from .grade import select_exercises
-from .markers import find_regions, owner_of, replace_bodies, scan_text
+from .markers import find_all_regions, owner_of, replace_bodies, scan_text
 from .runner import _child_env
 
 _HERE = Path(__file__).resolve().parent
@@ -48,7 +51,8 @@ def test_exercise(case):
 
 STUDENT_README_NOTE = """\
 > **Assignment copy.** Parts of this engine were removed for an assignment: read
-> [HANDOUT.md](HANDOUT.md), then run `tinyresnet assignment check`.
+> [HANDOUT.md](HANDOUT.md). Install with `pip install -e .` (it brings pytest too, for
+> `pytest tests/`), then run `tinyresnet assignment check`.
 
 """
 
@@ -61,7 +65,7 @@ build-backend = "setuptools.build_meta"
 name = "tinyresnet"
 version = "{version}"
 requires-python = ">=3.10"
-dependencies = ["numpy>=1.23", "matplotlib>=3.5", "tqdm>=4.60", "pillow>=9.0"]
+dependencies = ["numpy>=1.23", "matplotlib>=3.5", "tqdm>=4.60", "pillow>=9.0", "pytest>=7"]
 readme = "README.md"
 
 [project.optional-dependencies]
@@ -78,6 +82,10 @@ tinyresnet = ["data/*.csv.gz", "data/*.npz", "assignment/*.md"]
 """
 
 
+STUDENT_REQUIREMENT = "pytest>=7"                # `check` needs none, the students' tests need pytest
+_TUTORIALS = "tutorials"
+
+
 class ReleaseError(RuntimeError):
     """The release cannot be written (an existing folder, an unknown exercise, a broken region)."""
 
@@ -86,6 +94,39 @@ def stub(exercise):
     """The statement that replaces a region in the student copy."""
     message = f"{exercise}: {EXERCISES[exercise].hint}"
     return f"raise NotImplementedError({json.dumps(message, ensure_ascii=False)})\n"
+
+
+def _check_templates(selected):
+    """Refuse a release that stubs an exercise but leaves another whose solution is a template of it."""
+    for ex in selected:
+        for other, info in EXERCISES.items():
+            if ex in info.gives_away and other not in selected:
+                raise ReleaseError(f"releasing {ex} without {other} would leave {other}'s solution in the copy, "
+                                   f"and it gives {ex}'s answer away; release both (--exercises "
+                                   f"{' '.join(dict.fromkeys(selected + [other]))})")
+
+
+def _with_pytest(text):
+    """The instructor's setup.py or pyproject.toml with pytest added to what ``pip install -e .`` installs."""
+    if "pytest" in text.split("extras_require")[0].split("optional-dependencies")[0]:
+        return text
+    for opening in ("install_requires=[", "dependencies = ["):
+        if opening in text:
+            return text.replace(opening, f'{opening}"{STUDENT_REQUIREMENT}", ', 1)
+    raise ReleaseError("the project's setup.py / pyproject.toml has no install_requires=[ or dependencies = [ "
+                       "list; add one so that the student copy's install brings pytest")
+
+
+def _copy_tutorials(root, out, selected):
+    """Copy ``tutorials/`` but the tutorials that spell out a released exercise's answer; return those."""
+    source = root / _TUTORIALS
+    spoiled = sorted({path for ex in selected for path in EXERCISES[ex].spoils})
+    if not source.is_dir():
+        return spoiled
+    left_out = {Path(path).name for path in spoiled if Path(path).parent.as_posix() == _TUTORIALS}
+    shutil.copytree(source, out / _TUTORIALS, ignore=lambda folder, names: set(
+        shutil.ignore_patterns("__pycache__", "*.pyc", ".*")(folder, names)) | (left_out & set(names)))
+    return spoiled
 
 
 def _ignore(package_dir):
@@ -178,8 +219,10 @@ def release(out_dir, exercises=None, source=None, python=None, verify=True):
         package_dir = Path(tinyresnet.__file__).resolve().parent
     else:
         package_dir = Path(source).resolve() / "tinyresnet"
-    regions = find_regions(package_dir)
+    all_regions = find_all_regions(package_dir)
+    regions = {ex: found[0] for ex, found in all_regions.items()}
     selected = select_exercises(exercises, regions, package_dir)
+    _check_templates(selected)
     out = Path(out_dir).resolve()
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise ReleaseError(f"{out} already exists and is not an empty folder; choose a new folder for the release")
@@ -187,10 +230,9 @@ def release(out_dir, exercises=None, source=None, python=None, verify=True):
         raise ReleaseError(f"{out} is inside the source package {package_dir}; choose a folder outside it")
 
     texts = {}                                   # relpath -> the released text of each file with a region removed
-    for path in sorted({regions[ex].path for ex in selected}):
+    for path in sorted({r.path for ex in selected for r in all_regions[ex]}):
         relpath = path.relative_to(package_dir.parent).as_posix()
-        text = replace_bodies(path.read_text(encoding="utf-8"),
-                              {ex: stub(ex) for ex in selected if regions[ex].path == path}, relpath)
+        text = replace_bodies(path.read_text(encoding="utf-8"), {ex: stub(ex) for ex in selected}, relpath)
         try:
             compile(text, relpath, "exec")
         except SyntaxError as e:
@@ -202,12 +244,16 @@ def release(out_dir, exercises=None, source=None, python=None, verify=True):
     shutil.copytree(package_dir, out / "tinyresnet", ignore=_ignore(package_dir), dirs_exist_ok=True)
     for relpath, text in texts.items():
         (out / relpath).write_text(text, encoding="utf-8")
-    regions_out = {r.exercise: r for relpath, text in texts.items() for r in scan_text(text, relpath)}
+    regions_out = {r.exercise: r for relpath, text in texts.items() for r in scan_text(text, relpath) if not r.part}
 
     root = package_dir.parent
     copied = [name for name in _PROJECT_FILES if (root / name).is_file()]
     for name in copied:
         shutil.copy2(root / name, out / name)
+    packaging = [name for name in ("setup.py", "pyproject.toml") if name in copied]
+    for name in packaging[:1]:                   # setup.py wins when both exist, as pip does
+        (out / name).write_text(_with_pytest((root / name).read_text(encoding="utf-8")), encoding="utf-8")
+    spoiled = _copy_tutorials(root, out, selected)
     if "setup.py" not in copied and "pyproject.toml" not in copied:
         (out / "pyproject.toml").write_text(FALLBACK_PYPROJECT.format(version=_version(package_dir)),
                                             encoding="utf-8")
@@ -219,15 +265,19 @@ def release(out_dir, exercises=None, source=None, python=None, verify=True):
     version = _version(package_dir)
     (out / "HANDOUT.md").write_text(write_handout(selected, regions_out, texts, version), encoding="utf-8")
     manifest = {"exercises": selected, "points": {ex: EXERCISES[ex].points for ex in selected},
-                "regions": {ex: regions_out[ex].location for ex in selected}, "tinyresnet_version": version,
+                "regions": {ex: regions_out[ex].location for ex in selected},
+                "parts": {ex: [r.key for r in all_regions[ex][1:]] for ex in selected if len(all_regions[ex]) > 1},
+                "tutorials_left_out": spoiled, "tinyresnet_version": version,
                 "released": date.today().isoformat(),
                 "grade_with": f"tinyresnet assignment grade STUDENT_DIR --exercises {' '.join(selected)}"}
     (out / "assignment.json").write_text(json.dumps(manifest, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
     if verify:
-        modules = sorted({r.relpath[:-3].replace("/", ".") for r in regions.values()} - {"tinyresnet.__init__"})
+        modules = sorted({r.relpath[:-3].replace("/", ".") for found in all_regions.values() for r in found}
+                         - {"tinyresnet.__init__"})
         _verify_import(out, python or sys.executable, modules)
     return {"out_dir": str(out), "exercises": selected, "kept": [ex for ex in regions if ex not in selected],
-            "max_points": sum(EXERCISES[ex].points for ex in selected), "grade_with": manifest["grade_with"]}
+            "max_points": sum(EXERCISES[ex].points for ex in selected), "grade_with": manifest["grade_with"],
+            "tutorials_left_out": spoiled}
 
 
 def _version(package_dir):

@@ -129,8 +129,10 @@ class PlainBlock(BasicBlock):
         super().__init__(inplanes, planes, stride, None, groups, base_width)
 
     def forward(self, x):
+        ### BEGIN SOLUTION basicblock_forward:plainblock
         out = self.relu(self.bn1(self.conv1(x)))
         return self.relu(self.bn2(self.conv2(out)))
+        ### END SOLUTION basicblock_forward:plainblock
 
 
 class Bottleneck(Module):
@@ -158,9 +160,11 @@ class Bottleneck(Module):
         self.stride = stride
 
     def forward(self, x):
+        ### BEGIN SOLUTION bottleneck_forward
         out = self.relu(self.bn1(self.conv1(x)))
         out = self.relu(self.bn2(self.conv2(out)))
         out = self.bn3(self.conv3(out))
         identity = x if self.downsample is None else self.downsample(x)
         out = out + identity
         return self.relu(out)
+        ### END SOLUTION bottleneck_forward

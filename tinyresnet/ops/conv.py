@@ -182,6 +182,7 @@ class Conv1x1Function(Function):
         N, OC, OH, OW = dout.shape
         C, H, W = self.x.shape[1:]
         sh, sw = self.stride
+        ### BEGIN SOLUTION conv1x1_backward
         dout_mat = dout.transpose(0, 2, 3, 1).reshape(N * OH * OW, OC)  # (N*OH*OW, OC)
         # out = x_mat · Wᵀ  =>  dW = doutᵀ · x_mat,  dx_mat = dout · W
         dweight = (dout_mat.T @ self._pixels()).reshape(OC, C, 1, 1)
@@ -189,6 +190,6 @@ class Conv1x1Function(Function):
         dx = xp.zeros((N, H, W, C), dtype=dout.dtype)
         dx[:, ::sh, ::sw, :] = dx_kept                       # skipped pixels get no gradient
         dx = dx.transpose(0, 3, 1, 2)                        # (N, C, H, W)
-        if self.has_bias:
-            return dx, dweight, dout_mat.sum(axis=0)         # dbias = Σ dout over every pixel
-        return dx, dweight
+        dbias = dout_mat.sum(axis=0) if self.has_bias else None   # dbias = Σ dout over every pixel
+        ### END SOLUTION conv1x1_backward
+        return (dx, dweight, dbias) if self.has_bias else (dx, dweight)

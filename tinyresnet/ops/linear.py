@@ -25,13 +25,14 @@ class LinearFunction(Function):
         return out if bias is None else out + bias
 
     def backward(self, dout):                            # dout (..., OUT)
+        ### BEGIN SOLUTION linear_backward
         x2 = self.x.reshape(-1, self.x.shape[-1])        # (M, IN)
         d2 = dout.reshape(-1, dout.shape[-1])            # (M, OUT)
         dx = dout @ self.weight                          # dx = dout · W
         dweight = d2.T @ x2                              # dW = doutᵀ · x
-        if self.has_bias:
-            return dx, dweight, d2.sum(axis=0)           # db = Σ dout
-        return dx, dweight
+        dbias = d2.sum(axis=0) if self.has_bias else None   # db = Σ dout
+        ### END SOLUTION linear_backward
+        return (dx, dweight, dbias) if self.has_bias else (dx, dweight)
 
 
 class CrossEntropyFunction(Function):
@@ -81,6 +82,7 @@ class CrossEntropyFunction(Function):
 
     def backward(self, dout):
         N = self.softmax.shape[0]
+        ### BEGIN SOLUTION cross_entropy_backward
         dlogits = self.softmax.copy()
         dlogits[get_array_module(dlogits).arange(N), self.targets] -= 1 - self.smoothing
         if self.smoothing:                       # dz = softmax − ((1 − ε)·onehot + ε/K)
@@ -89,3 +91,4 @@ class CrossEntropyFunction(Function):
             return dlogits * dout[:, None]
         scale = dout / N if self.reduction == "mean" else dout
         return dlogits * scale
+        ### END SOLUTION cross_entropy_backward
