@@ -50,8 +50,10 @@ def _kinds(report):
 
 
 def _zero(report, still_passes=True):
+    """The attacked exercise scores 0, the other still passes, and the teacher is told (a finding)."""
     relu = report["by"]["relu_backward"]
     assert relu["points"] == 0 and not relu["passed"], relu
+    assert _kinds(report) - {"changed outside regions"}, ("the attack is not flagged", report["integrity"])
     if still_passes:
         assert report["by"]["maxpool_backward"]["passed"], report["by"]["maxpool_backward"]["message"]
 

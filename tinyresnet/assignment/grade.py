@@ -197,7 +197,21 @@ def grade(student_dir, exercises=None, timeout=60.0):
     return {"student_dir": str(root), "imported_from": info["imported_from"], "python": info["python"],
             "timeout_s": timeout, "exercises": entries, "total_points": sum(e["points"] for e in entries),
             "max_points": sum(e["max_points"] for e in entries), "notes": notes,
-            "integrity": integrity.findings(root, package_dir, info["left_out"])}
+            "integrity": integrity.findings(root, package_dir, info["left_out"]) + _run_findings(entries)}
+
+
+def _run_findings(entries):
+    """Integrity findings from how the exercises ran: a process that died or ran past its time
+    limit, or hit the grader's memory or file-size limit. An honest infinite loop is flagged too: the
+    flag asks the teacher to look, it does not change the score."""
+    found = []
+    for e in entries:
+        if e["status"] in ("crash", "timeout"):
+            found.append({"kind": "ended abnormally", "detail": f"{e['exercise']}: {e['status']}"})
+        elif any(word in e["message"] for word in ("MemoryError", "File too large")):
+            found.append({"kind": "resource limit", "detail": f"{e['exercise']}: hit the grader's memory or "
+                                                              f"file-size limit"})
+    return found
 
 
 def _released(root, regions, package_dir):
