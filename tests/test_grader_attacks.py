@@ -185,10 +185,18 @@ def test_rewriting_the_instructors_checks_has_no_effect(tmp_path):
     try:
         copy = _copy(tmp_path)
         _plant(copy, body)
-        _zero(_grade(copy))
-        _zero(_grade(copy))                          # a second grading in the same process re-reads nothing
+        report = _grade(copy)
+        _zero(report, still_passes=False)            # a copy that writes into the grader scores nothing
+        assert report["total_points"] == 0 and "changed the grader" in _kinds(report)
+        assert checks_file.read_bytes() == original  # put back: the next grading, in any process, is sound
+        aside = checks_file.with_name(checks_file.name + ".changed-during-grading")
+        assert b"EXPECT_TOLERANCE = float('inf')" in aside.read_bytes()[len(original):]   # and nothing is lost
+        aside.unlink()
+        _zero(_grade(copy), still_passes=False)
     finally:
         checks_file.write_bytes(original)
+        for leftover in checks_file.parent.glob("*.changed-during-grading"):
+            leftover.unlink()
 
 
 # ---------------------------------------------------------------------------------- (5) damaging the grader

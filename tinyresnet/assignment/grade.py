@@ -190,14 +190,53 @@ def grade(student_dir, exercises=None, timeout=60.0):
     cases = [c for c in VISIBLE_CASES + HIDDEN_CASES if c.exercise in selected]
     _remember_sizes(cases)
     references = _references(tr, package_dir, cases)
+    kept = _snapshot(package_dir)
     results, info = run_checks(root, selected, cases, timeout=timeout)
+    tampered = _restore(package_dir, kept)
     entries = [_summarise(ex, _judge(ex, results[ex], cases, references), graded=True) for ex in selected]
     _note_blocking(entries, "the grader runs each exercise on the whole copy, so their mistakes may be the cause")
+    if tampered:                                   # a submission that wrote into the grader scores nothing
+        for e in entries:
+            e.update(points=0, passed=False, status="fail",
+                     message=f"the submission changed the grader's own files ({', '.join(tampered)}); "
+                             f"they were put back (the changed versions kept beside them as *{ASIDE}), and "
+                             f"no exercise of this copy counts")
     notes = info["notes"] + default_note + _release_mismatch(root, selected, exercises if defaults is None else [])
     return {"student_dir": str(root), "imported_from": info["imported_from"], "python": info["python"],
             "timeout_s": timeout, "exercises": entries, "total_points": sum(e["points"] for e in entries),
             "max_points": sum(e["max_points"] for e in entries), "notes": notes,
-            "integrity": integrity.findings(root, package_dir, info["left_out"]) + _run_findings(entries)}
+            "integrity": integrity.findings(root, package_dir, info["left_out"]) + _run_findings(entries)
+            + [{"kind": "changed the grader", "detail": path} for path in tampered]}
+
+
+def _snapshot(package_dir):
+    """The bytes of every file of the instructor's package, before a student's code runs."""
+    return {path: path.read_bytes() for path in Path(package_dir).rglob("*")
+            if path.is_file() and "__pycache__" not in path.parts and not path.name.endswith(ASIDE)}
+
+
+ASIDE = ".changed-during-grading"
+
+
+def _restore(package_dir, kept):
+    """Put back every file of the instructor's package that changed or vanished while a child ran
+    (its code runs with the grader's user, so it can write there); returns their paths, relative.
+    The changed version is kept beside it as ``<file>.changed-during-grading`` (a name Python does
+    not import) and an added file is renamed so, so that nothing is lost, not even an edit of your
+    own made during grading; the next grading, in any process, reads the grader as it was."""
+    changed = []
+    now = {path for path in Path(package_dir).rglob("*")
+           if path.is_file() and "__pycache__" not in path.parts and not path.name.endswith(ASIDE)}
+    for path in sorted(now - set(kept)):
+        path.rename(path.with_name(path.name + ASIDE))
+        changed.append(path)
+    for path, content in kept.items():
+        if path not in now or path.read_bytes() != content:
+            if path in now:
+                path.rename(path.with_name(path.name + ASIDE))
+            path.write_bytes(content)
+            changed.append(path)
+    return sorted(str(path.relative_to(Path(package_dir).parent)) for path in changed)
 
 
 def _run_findings(entries):
