@@ -269,7 +269,9 @@ _install_operators()
 
 
 _ATOMIC = [np.dtype(d) for d in (np.int32, np.float32, np.float64, np.uint32, np.uint64)]
-_SCATTER_DTYPES = {"add": _ATOMIC + [np.dtype(np.float16)], "maximum": _ATOMIC, "minimum": _ATOMIC}
+# CuPy >= 14.1 scatter-adds int64 too (issue 17); CUDA has no 8- or 16-bit integer atomicAdd
+_SCATTER_DTYPES = {"add": _ATOMIC + [np.dtype(np.float16), np.dtype(np.int64)], "maximum": _ATOMIC,
+                   "minimum": _ATOMIC}
 
 
 class _Ufunc:
