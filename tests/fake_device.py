@@ -21,12 +21,54 @@ raises AttributeError naming it: add it if CuPy has it (https://docs.cupy.dev), 
 engine is using a NumPy-only API.
 """
 
+import contextlib
 import copy
 import types
 
 import numpy as np
 
 from tinyresnet.backend import register_array_module, use_device_module
+
+
+# ------------------------------------------------------------------------------ counting device work
+class DeviceCounts:
+    """What the stand-in GPU was asked to do: ``syncs`` (device-to-host reads, each of which waits for
+    the GPU on CuPy), ``launches`` (kernels: elementwise, ufunc, reduction, matmul, copy and fill calls
+    on device arrays; views, reshapes and empty allocations launch nothing), and ``sync_sites``
+    (where each sync came from, for messages). ``reset()`` zeroes them."""
+
+    def __init__(self):
+        self.reset()
+
+    def reset(self):
+        self.syncs, self.launches, self.sync_sites, self.launch_names = 0, 0, [], {}
+
+    def __repr__(self):
+        return f"DeviceCounts(syncs={self.syncs}, launches={self.launches})"
+
+
+counts = DeviceCounts()        # the running totals since the last reset; count_device_work() for a block
+
+
+def _sync(what):
+    counts.syncs += 1
+    import traceback
+    frames = [f for f in traceback.extract_stack()[:-2] if "fake_device" not in f.filename]
+    site = frames[-1] if frames else None
+    counts.sync_sites.append(f"{what} at {site.filename}:{site.lineno} ({site.name})" if site else what)
+
+
+def _launch(what):
+    counts.launches += 1
+    counts.launch_names[what] = counts.launch_names.get(what, 0) + 1
+
+
+@contextlib.contextmanager
+def count_device_work():
+    """Count the syncs and launches of a block: ``with count_device_work() as work: ...; work.syncs``.
+    The counts are reset on entry and the block's totals stay readable after it ends."""
+    counts.reset()
+    yield counts
 
 _SCALARS = (bool, int, float, complex, np.generic)
 
@@ -117,51 +159,69 @@ class FakeCudaArray:
                         f"explicitly with tinyresnet.backend.to_numpy")
 
     # ------------------------------------------------------------ explicit conversions (as CuPy)
+    # each of these reads the device from the host: one sync (counted in ``counts.syncs``)
     def get(self):
+        _sync("get()")
         return self._host.copy()
 
     def item(self):
         if self.size != 1:
             raise ValueError("can only convert an array of size 1 to a Python scalar")
+        _sync("item()")
         return self._host.item()
 
     def tolist(self):
+        _sync("tolist()")
         return self._host.tolist()
 
     def tobytes(self, order="C"):
+        _sync("tobytes()")
         return self._host.tobytes(order)
 
     def __float__(self):
-        return float(self._host)
+        value = float(self._host)
+        _sync("float()")
+        return value
 
     def __int__(self):
-        return int(self._host)
+        value = int(self._host)
+        _sync("int()")
+        return value
 
     def __complex__(self):
-        return complex(self._host)
+        value = complex(self._host)
+        _sync("complex()")
+        return value
 
     def __bool__(self):
         if self.size > 1:
             raise ValueError("The truth value of an array with more than one element is ambiguous. "
                              "Use a.any() or a.all()")
+        _sync("bool()")
         return bool(self._host.size and self._host.reshape(-1)[0])
 
     def __repr__(self):
+        _sync("repr()")
         return repr(self._host).replace("array(", "fake_cuda_array(", 1)
 
     def __str__(self):
+        _sync("str()")
         return str(self._host)
 
     def __format__(self, spec):
+        _sync("format()")
         return format(self._host.item() if self._host.ndim == 0 else self._host, spec)
 
     def __reduce__(self):
+        _sync("pickle")
         return FakeCudaArray, (self._host.copy(),)
 
     def __copy__(self):
+        _launch("copy")
         return FakeCudaArray(self._host.copy())
 
     def __deepcopy__(self, memo):
+        _launch("copy")
         return FakeCudaArray(copy.deepcopy(self._host, memo))
 
     # ------------------------------------------------------------ attributes
@@ -186,7 +246,10 @@ class FakeCudaArray:
 
             def call(*args, **kwargs):
                 what = f"FakeCudaArray.{name}"
-                return _wrap(method(*_args_to_host(args, what), **_args_to_host(kwargs, what)))
+                result = _wrap(method(*_args_to_host(args, what), **_args_to_host(kwargs, what)))
+                if name not in _VIEW_METHODS:
+                    _launch(name)
+                return result
             return call
         raise AttributeError(f"FakeCudaArray has no attribute {name!r}: cupy.ndarray may not have it "
                              f"either; if it does, add it to tests/fake_device.py")
@@ -203,10 +266,14 @@ class FakeCudaArray:
         return (self[i] for i in range(len(self)))
 
     def __getitem__(self, index):
-        return _wrap(self._host[_index_to_host(index)])
+        result = _wrap(self._host[_index_to_host(index)])
+        if _is_advanced(index):                  # a gather kernel; basic indexing is a view
+            _launch("getitem")
+        return result
 
     def __setitem__(self, index, value):
         self._host[_index_to_host(index)] = _operand(value, "item assignment")
+        _launch("setitem")                       # a copy or fill kernel
 
     # ------------------------------------------------------------ operators
     def _binary(self, other, op, reflected=False):
@@ -217,7 +284,9 @@ class FakeCudaArray:
         elif not isinstance(other, _SCALARS):
             return NotImplemented     # a Tensor, for example: let its reflected operator run
         a, b = (other, self._host) if reflected else (self._host, other)
-        return _wrap(_OPS[op](a, b))
+        result = _wrap(_OPS[op](a, b))
+        _launch(op)
+        return result
 
     def _inplace(self, other, op):
         if isinstance(other, np.ndarray):
@@ -225,19 +294,33 @@ class FakeCudaArray:
         if not isinstance(other, (FakeCudaArray, *_SCALARS)):
             return NotImplemented
         getattr(self._host, op)(_operand(other, op))
+        _launch(op)
         return self
 
     def __neg__(self):
+        _launch("__neg__")
         return _wrap(-self._host)
 
     def __pos__(self):
         return self
 
     def __abs__(self):
+        _launch("__abs__")
         return _wrap(abs(self._host))
 
     def __invert__(self):
+        _launch("__invert__")
         return _wrap(~self._host)
+
+
+# methods that give a view (or only reshape metadata): no kernel
+_VIEW_METHODS = {"reshape", "squeeze", "swapaxes", "transpose", "view", "diagonal"}
+
+
+def _is_advanced(index):
+    """Whether an index gathers (arrays, lists, booleans) rather than slices (a view)."""
+    parts = index if isinstance(index, tuple) else (index,)
+    return any(isinstance(i, (FakeCudaArray, np.ndarray, list, bool, np.bool_)) for i in parts)
 
 
 _OPS = {
@@ -283,7 +366,9 @@ class _Ufunc:
 
     def __call__(self, *args, **kwargs):
         what = f"fake_cupy.{self.__name__}"
-        return _wrap(self._ufunc(*_args_to_host(args, what), **_args_to_host(kwargs, what)))
+        result = _wrap(self._ufunc(*_args_to_host(args, what), **_args_to_host(kwargs, what)))
+        _launch(self.__name__)
+        return result
 
     def at(self, a, indices, b=None):
         what = f"fake_cupy.{self.__name__}.at"
@@ -296,10 +381,13 @@ class _Ufunc:
                             f"{', '.join(d.name for d in _SCATTER_DTYPES[self.__name__])}")
         args = () if b is None else (_operand(b, what),)
         self._ufunc.at(a._host, _index_to_host(indices), *args)
+        _launch(f"{self.__name__}.at")
 
     def reduce(self, a, *args, **kwargs):
         what = f"fake_cupy.{self.__name__}.reduce"
-        return _wrap(self._ufunc.reduce(_operand(a, what), *args, **_args_to_host(kwargs, what)))
+        result = _wrap(self._ufunc.reduce(_operand(a, what), *args, **_args_to_host(kwargs, what)))
+        _launch(f"{self.__name__}.reduce")
+        return result
 
 
 def _function(numpy_function, name):
@@ -309,7 +397,10 @@ def _function(numpy_function, name):
 
     def call(*args, **kwargs):
         what = f"fake_cupy.{name}"
-        return _wrap(numpy_function(*_args_to_host(args, what), **_args_to_host(kwargs, what)))
+        result = _wrap(numpy_function(*_args_to_host(args, what), **_args_to_host(kwargs, what)))
+        if name not in _NO_KERNEL:
+            _launch(name)
+        return result
     call.__name__ = name
     return call
 
@@ -333,6 +424,10 @@ _FUNCTIONS = [
     "einsum", "outer", "allclose", "isclose", "array_equal", "copyto",
 ]
 
+# functions that allocate without filling or only make a view: no kernel
+_NO_KERNEL = {"empty", "empty_like", "reshape", "transpose", "swapaxes", "moveaxis", "expand_dims", "squeeze",
+              "broadcast_to", "split"}
+
 _PASSTHROUGH = [
     "float16", "float32", "float64", "int8", "int16", "int32", "int64", "uint8", "bool_", "intp",
     "dtype", "result_type", "can_cast", "finfo", "iinfo", "inf", "nan", "pi", "e", "newaxis",
@@ -342,7 +437,10 @@ _PASSTHROUGH = [
 def _asarray(a, dtype=None):
     """Host data to the device (a copy, as a transfer is); device arrays pass through (cast if asked)."""
     if isinstance(a, FakeCudaArray):
-        return a if dtype is None or a.dtype == np.dtype(dtype) else FakeCudaArray(a._host.astype(dtype))
+        if dtype is None or a.dtype == np.dtype(dtype):
+            return a
+        _launch("astype")
+        return FakeCudaArray(a._host.astype(dtype))
     host = np.array(_args_to_device_free(a), dtype=dtype, copy=True)
     return FakeCudaArray(host)
 
@@ -358,12 +456,18 @@ def _ascontiguousarray(a, dtype=None):
     if not isinstance(a, FakeCudaArray):
         raise TypeError(f"fake_cupy.ascontiguousarray needs a device array, got {type(a).__name__}; "
                         f"use fake_cupy.asarray for host data")
-    return FakeCudaArray(np.ascontiguousarray(a._host, dtype=dtype))
+    result = np.ascontiguousarray(a._host, dtype=dtype)
+    if result is not a._host:
+        _launch("ascontiguousarray")
+    return FakeCudaArray(result)
 
 
 def _asnumpy(a):
     """Device to host: a copy (host data is returned as a NumPy array, as cupy.asnumpy does)."""
-    return a._host.copy() if isinstance(a, FakeCudaArray) else np.asarray(a)
+    if isinstance(a, FakeCudaArray):
+        _sync("asnumpy()")
+        return a._host.copy()
+    return np.asarray(a)
 
 
 def _as_strided(x, shape=None, strides=None):
@@ -389,6 +493,8 @@ def _make_module():
     module.asnumpy = _asnumpy
     module.lib = types.SimpleNamespace(stride_tricks=types.SimpleNamespace(
         as_strided=_as_strided, sliding_window_view=_sliding_window_view))
+    module.counts = counts
+    module.count_device_work = count_device_work
     module.linalg = types.SimpleNamespace(norm=_function(np.linalg.norm, "linalg.norm"))
 
     def __getattr__(name):

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import NO_GPU
-from fake_device import FakeCudaArray, fake_cupy, is_fake_cuda, use_fake_gpu
+from fake_device import FakeCudaArray, count_device_work, fake_cupy, is_fake_cuda, use_fake_gpu
 
 import tinyresnet
 from tinyresnet import Tensor, backend
@@ -112,6 +112,25 @@ def test_stand_in_copies_on_transfer_and_updates_in_place():
     counts = fake_cupy.zeros(3, dtype=np.int64)          # int64 it has, since CuPy 14.1
     fake_cupy.add.at(counts, [0, 0], 1)
     assert to_numpy(counts).tolist() == [2, 0, 0]
+
+
+def test_stand_in_counts_host_syncs_and_kernel_launches():
+    a = device_array(np.arange(6.0).reshape(2, 3))
+    with count_device_work() as work:
+        b = a.reshape(3, 2).T                                # views: no kernel
+        fake_cupy.empty((4,))                                # an allocation: no kernel
+        c = fake_cupy.exp(a) + 1.0                           # two kernels
+        total = (c * a).sum()                                # two more
+        a[0] = 0.0                                           # a fill kernel
+    assert (work.syncs, work.launches) == (0, 5) and b.shape == (2, 3)
+    with count_device_work() as work:
+        float(total), int(a[1, 0]), bool(a[1, 1] > 0), a[1, 2].item(), a.get(), fake_cupy.asnumpy(a), to_numpy(a)
+    assert work.syncs == 7 and work.launches == 1            # the comparison launched; every read synced
+    assert len(work.sync_sites) == 7 and "test_device.py" in work.sync_sites[0]
+    with count_device_work() as work:
+        with pytest.raises(TypeError):
+            np.asarray(a)                                    # refused, so no transfer either
+    assert work.syncs == 0
 
 
 def test_stand_in_names_a_missing_function():
@@ -615,3 +634,74 @@ def test_cupy_op_matches_the_cpu():
 def test_tinyresnet_exports_the_device_helpers():
     assert tinyresnet.gpu_available is gpu_available
     assert FakeCudaArray.__array_ufunc__ is None
+
+
+# --------------------------------------------------------------------------- syncs and launches per step
+def _cifar_step_setup(name="resnet20", batch=8):
+    _models()
+    from tinyresnet import models
+    from tinyresnet.nn import init
+    from tinyresnet.optim import SGD
+    init.manual_seed(0)
+    model = models.get_model(name, num_classes=10, in_channels=3).to("cuda")
+    optimizer = SGD(model.parameters(), lr=0.01, momentum=0.9)
+    x = to_device(np.random.default_rng(0).standard_normal((batch, 3, 32, 32)).astype(np.float32), "cuda")
+    return model, optimizer, x, np.arange(batch) % 10
+
+
+def test_cross_entropy_checks_host_labels_on_the_host_and_device_labels_in_one_sync():
+    logits = Tensor(device_array(np.random.default_rng(0).standard_normal((4, 3))), requires_grad=True)
+    host = np.array([0, 2, 1, 2])
+    with use_fake_gpu(), count_device_work() as work:
+        loss = F.cross_entropy(logits, host)
+    assert work.syncs == 0 and is_fake_cuda(loss.data)
+    with use_fake_gpu(), count_device_work() as work:
+        again = F.cross_entropy(logits, device_array(host))
+    assert work.syncs <= 1, work.sync_sites                  # one combined reduction, one read
+    assert float(again.data) == float(loss.data)
+    for bad in (np.array([0, 3, 1, 2]), np.array([0, -1, 1, 2])):
+        for labels in (bad, device_array(bad)):
+            with use_fake_gpu(), pytest.raises(ValueError, match=f"target {bad[1]} is outside the 3 classes"):
+                F.cross_entropy(logits, labels)
+
+
+def test_a_cifar_training_step_on_the_device_launches_few_kernels_and_syncs_twice(tier):
+    """train_step + the Trainer's finiteness check: two syncs (the loss with the count of right answers,
+    read together, and the finiteness check); a bare forward + backward + SGD step: none with host labels,
+    one (the label check) with labels already on the device."""
+    from tinyresnet.training.loop import non_finite_tensors, train_step
+    launches = {}
+    for batch in (8, 64):
+        with use_fake_gpu():
+            model, optimizer, x, labels = _cifar_step_setup(batch=batch)
+            y = to_device(labels, "cuda")
+            train_step(model, optimizer, x, y)
+            with count_device_work() as work:
+                loss, correct = train_step(model, optimizer, x, y)
+                assert non_finite_tensors(model) == []
+            assert work.syncs <= 2, work.sync_sites
+            assert isinstance(loss, float) and isinstance(correct, int)
+            launches[batch] = work.launches
+            with count_device_work() as work:
+                optimizer.zero_grad()
+                F.cross_entropy(model(Tensor(x)), labels).backward()
+                optimizer.step()
+            assert work.syncs == 0, work.sync_sites
+            with count_device_work() as work:
+                optimizer.zero_grad()
+                F.cross_entropy(model(Tensor(x)), y).backward()
+                optimizer.step()
+            assert work.syncs <= 1, work.sync_sites
+
+
+def test_train_step_on_the_device_refuses_a_label_outside_the_classes():
+    from tinyresnet.training.loop import train_step
+    with use_fake_gpu():
+        model, optimizer, x, labels = _cifar_step_setup(batch=4)
+        before = {name: to_numpy(p.data).copy() for name, p in model.named_parameters()}
+        labels[2] = 10
+        for y in (labels, to_device(labels, "cuda")):
+            with pytest.raises(ValueError, match="target 10 is outside the 10 classes"):
+                train_step(model, optimizer, x, y)
+    for name, p in model.named_parameters():                # no backward, no step
+        np.testing.assert_array_equal(to_numpy(p.data), before[name], err_msg=name)

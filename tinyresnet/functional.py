@@ -102,9 +102,21 @@ def cross_entropy(input, target, reduction="mean", label_smoothing=0.0):
     ``torch.nn.functional.cross_entropy``: the mean over the batch (``reduction="sum"``: the sum,
     ``"none"``: one loss per row). ``label_smoothing`` ε in [0, 1] mixes the one-hot target with the
     uniform one: (1 − ε)·CE + ε · mean over the classes of −log p."""
+    import numpy as np
+
+    from .ops.linear import check_targets
+
     t = target.data if isinstance(target, Tensor) else target
-    xp = get_array_module(input.data if isinstance(input, Tensor) else input)
-    return CrossEntropyFunction(xp.asarray(t), reduction, label_smoothing)(input)
+    logits = input.data if isinstance(input, Tensor) else input
+    xp = get_array_module(logits)
+    if xp is np or get_array_module(t) is not np:   # checked where they are (device targets: one sync)
+        return CrossEntropyFunction(xp.asarray(t), reduction, label_smoothing)(input)
+    # host targets for device logits: checked on the host before they move, so no sync on the device
+    t = np.asarray(t)
+    if t.dtype.kind in "iu" and t.ndim == 1 and getattr(logits, "ndim", None) == 2:
+        check_targets(t, logits.shape[1])
+        return CrossEntropyFunction(xp.asarray(t), reduction, label_smoothing, check_targets=False)(input)
+    return CrossEntropyFunction(xp.asarray(t), reduction, label_smoothing)(input)   # forward says what is wrong
 
 
 def one_hot(tensor, num_classes=-1):

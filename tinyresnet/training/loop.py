@@ -33,6 +33,7 @@ from ..autograd import Tensor
 from ..backend import check_device, get_array_module, to_numpy
 from ..data import DataLoader, get_dataset
 from ..data import transforms as T
+from ..ops.linear import CrossEntropyFunction, check_targets
 from ..optim import SGD, Adam, lr_scheduler
 from .checkpoint import copy_atomically, load_model_state, save_checkpoint
 from .memory import check_step_fits
@@ -55,6 +56,8 @@ def train_step(model, optimizer, x, y):
     """
     optimizer.zero_grad()
     logits = model(Tensor(x))
+    if get_array_module(logits.data) is not np and _class_indices(y, logits.data):
+        return _device_step(optimizer, logits, y)
     loss = F.cross_entropy(logits, y)
     value = float(loss.item())
     if not math.isfinite(value):
@@ -62,6 +65,40 @@ def train_step(model, optimizer, x, y):
     loss.backward()
     optimizer.step()
     return value, int((logits.data.argmax(axis=1) == y).sum())
+
+
+def _device_step(optimizer, logits, y):
+    """The rest of ``train_step`` on a GPU, with one read (one sync) per step: the loss, the count of
+    right answers and, for labels already on the device, whether one lies outside the classes, read
+    together before backward. Labels still on the host are checked there, before they move."""
+    xp, K = get_array_module(logits.data), logits.shape[1]
+    if get_array_module(y) is np:
+        check_targets(y, K)                     # on the host: no sync
+        y = safe = xp.asarray(y)
+        flags = []
+    else:
+        outside = (y < 0) | (y >= K)
+        flags = [outside.any()]
+        safe = xp.where(outside, 0, y)          # the loss's gather never reads outside a row
+    loss = CrossEntropyFunction(safe, check_targets=False)(logits)
+    correct = (logits.data.argmax(axis=1) == y).sum()
+    read = to_numpy(xp.stack([a.astype(xp.float64) for a in [loss.data, correct] + flags]))   # the one sync
+    if flags and read[2]:
+        check_targets(y, K)                     # raises, naming the bad label (the error path may sync)
+        raise ValueError(f"cross_entropy: a target is outside the {K} classes [0, {K - 1}]")
+    value = float(read[0])
+    if not math.isfinite(value):
+        return value, 0
+    loss.backward()
+    optimizer.step()
+    return value, int(read[1])
+
+
+def _class_indices(y, logits):
+    """Whether ``y`` looks like what cross_entropy takes for ``logits``: integer (N,) class indices."""
+    dtype, shape = getattr(y, "dtype", None), getattr(y, "shape", None)
+    return (dtype is not None and dtype.kind in "iu" and shape is not None and len(shape) == 1
+            and logits.ndim == 2 and shape[0] == logits.shape[0])
 
 
 class TrainingDiverged(RuntimeError):
