@@ -517,7 +517,8 @@ def test_training_loop_on_the_stand_in_matches_the_cpu(tmp_path, monkeypatch):
     assert set(saved_cpu) == set(saved_dev)
     for name, value in saved_dev.items():
         if value.dtype.kind == "f":
-            np.testing.assert_allclose(value, saved_cpu[name], rtol=1e-4, atol=1e-6, err_msg=name)
+            # float32 rounding: one product per conv on the device, per-thread slices summed on the CPU
+            np.testing.assert_allclose(value, saved_cpu[name], rtol=1e-4, atol=1e-5, err_msg=name)
     model, _ = train.load_trained_model(str(tmp_path / "cuda" / "last.npz"), device="cpu")   # no GPU needed
     assert all(isinstance(p.data, np.ndarray) for p in model.parameters())
 
@@ -692,6 +693,9 @@ def test_a_cifar_training_step_on_the_device_launches_few_kernels_and_syncs_twic
                 F.cross_entropy(model(Tensor(x)), y).backward()
                 optimizer.step()
             assert work.syncs <= 1, work.sync_sites
+    # one slice per conv on a GPU: the launches do not grow with the batch (with the CPU's cache-sized
+    # slices the fast tier's step launched 7699 kernels at batch 64, against 1716 with one slice)
+    assert launches[64] == launches[8], launches
 
 
 def test_train_step_on_the_device_refuses_a_label_outside_the_classes():

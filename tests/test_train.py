@@ -240,7 +240,12 @@ def test_loop_on_the_stand_in_gpu_matches_the_cpu(tiny, optimizer):
     with fake_device.use_fake_gpu():
         fit(tiny("gpu", device="cuda", **{**settings, "epochs": 1}))
         on_gpu = fit(tiny("gpu", device="cuda", **settings), resume=True)
-    assert_same_history(on_gpu.history, on_cpu.history)
+    # the same numbers to float32 rounding: on a GPU each conv is one product over the batch, on the CPU
+    # its weight gradient is summed over the threads' slices, which rounds in another order
+    for gpu_row, cpu_row in zip(on_gpu.history, on_cpu.history, strict=True):
+        assert gpu_row["epoch"] == cpu_row["epoch"] and gpu_row["lr"] == cpu_row["lr"]
+        for key in ("train_loss", "train_acc", "test_loss", "test_acc"):
+            assert gpu_row[key] == pytest.approx(cpu_row[key], rel=1e-5), (gpu_row["epoch"], key)
 
 
 def test_train_step_takes_one_step_and_a_non_finite_loss_changes_no_weight():
