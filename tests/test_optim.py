@@ -57,8 +57,14 @@ ADAM_CONFIGS = [dict(), dict(lr=0.01, betas=(0.8, 0.99)), dict(lr=0.003, eps=1e-
 @pytest.mark.parametrize("name, kwargs", [("SGD", c) for c in SGD_CONFIGS] + [("Adam", c) for c in ADAM_CONFIGS])
 def test_trajectory_matches_torch(name, kwargs, dtype, rtol):
     torch = pytest.importorskip("torch", reason=TORCH_REASON)
-    grads = gradient_stream(12, dtype)
-    ours = run_ours({"SGD": SGD, "Adam": Adam}[name], kwargs, grads, dtype)
+    assert_trajectory_matches_torch(torch, {"SGD": SGD, "Adam": Adam}[name], name, kwargs, dtype, rtol, steps=12)
+
+
+def assert_trajectory_matches_torch(torch, opt_class, name, kwargs, dtype, rtol, steps):
+    """Our ``opt_class`` and ``torch.optim.<name>`` given the same parameters and gradients for ``steps``
+    steps: every parameter after every step agrees to ``rtol`` (and keeps its dtype)."""
+    grads = gradient_stream(steps, dtype)
+    ours = run_ours(opt_class, kwargs, grads, dtype)
     theirs = run_torch(torch, getattr(torch.optim, name), kwargs, grads, dtype)
     for step, (a, b) in enumerate(zip(ours, theirs)):
         for p, q in zip(a, b):

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 # the parameters, gradient stream and trajectories of tests/test_optim.py, for AdamW against torch
-from test_optim import gradient_stream, make_params, run_ours, run_torch
+from test_optim import assert_trajectory_matches_torch, gradient_stream, make_params, run_ours, run_torch
 
 import tinyresnet
 from tinyresnet import Tensor, models
@@ -35,13 +35,7 @@ def decay_only_first(params):
     ("Adam", dict(lr=0.01, amsgrad=True)), ("Adam", dict(lr=0.01, weight_decay=0.1, amsgrad=True))])
 def test_adamw_and_amsgrad_trajectories_match_torch(name, kwargs, dtype, rtol):
     torch = pytest.importorskip("torch", reason=TORCH_REASON)
-    grads = gradient_stream(15, dtype)
-    ours = run_ours({"Adam": Adam, "AdamW": AdamW}[name], kwargs, grads, dtype)
-    theirs = run_torch(torch, getattr(torch.optim, name), kwargs, grads, dtype)
-    for step, (a, b) in enumerate(zip(ours, theirs)):
-        for p, q in zip(a, b):
-            assert p.dtype == dtype
-            np.testing.assert_allclose(p, q, rtol=rtol, atol=rtol, err_msg=f"{name}{kwargs} step {step}")
+    assert_trajectory_matches_torch(torch, {"Adam": Adam, "AdamW": AdamW}[name], name, kwargs, dtype, rtol, steps=15)
 
 
 def test_adamw_param_groups_match_torch():

@@ -550,29 +550,14 @@ def bottleneck_case(tr, rng, N, inplanes, planes, H, W, stride=1, projection=Fal
     """A Bottleneck's output (against its own layers composed), input and parameter gradients, and
     finite differences with respect to x; ``zero_residual``: bn3's γ = β = 0, so the block is relu(shortcut)."""
     block = _block(tr, rng, inplanes, planes, stride, projection, zero_residual, kind="Bottleneck")
-    x = rng.standard_normal((N, inplanes, H, W))
-    m = Measured(tr)
-    out, _, _ = m.run("bottleneck", block, {"x": x})
-    for name, p in block.named_parameters():
-        m.values[f"bottleneck d{name}"] = None if p.grad is None else np.asarray(_host(p.grad))
-    shape = (N, 4 * planes, -(-H // stride), -(-W // stride))
-    if out.shape != shape:
-        m.problems.append(f"the bottleneck's output has shape {out.shape}; it should be {shape} (4·planes = "
-                          f"{4 * planes} channels, spatial size ⌈H/stride⌉ × ⌈W/stride⌉)")
-        return m
-    F = _module(tr, "functional")
-    with tr.no_grad():
-        t = tr.Tensor(x)
-        out1 = F.relu(block.bn1(block.conv1(t)))
-        residual = block.bn3(block.conv3(F.relu(block.bn2(block.conv2(out1)))))
-        shortcut = t if block.downsample is None else block.downsample(t)
-        expected = F.relu(residual + shortcut).numpy()
-    m.expect("bottleneck output", out, expected,
-             "the output should be relu(bn3(conv3(relu(bn2(conv2(relu(bn1(conv1(x)))))))) + shortcut), the "
-             "shortcut being x or downsample(x)", tolerance=1e-9)
-    if not zero_residual:
-        m.gradcheck("bottleneck", block, {"x": x})
-    return m
+
+    def residual(F, t):
+        return block.bn3(block.conv3(F.relu(block.bn2(block.conv2(F.relu(block.bn1(block.conv1(t))))))))
+    return _block_measurement(
+        tr, block, rng.standard_normal((N, inplanes, H, W)), "bottleneck", 4 * planes, stride,
+        f"4·planes = {4 * planes} channels", residual,
+        "the output should be relu(bn3(conv3(relu(bn2(conv2(relu(bn1(conv1(x)))))))) + shortcut), the "
+        "shortcut being x or downsample(x)", gradcheck=not zero_residual)
 
 
 def basicblock_case(tr, rng, N, inplanes, planes, H, W, stride=1, projection=False, gradcheck=True):
@@ -580,27 +565,39 @@ def basicblock_case(tr, rng, N, inplanes, planes, H, W, stride=1, projection=Fal
     differences with respect to x (a detached branch or an in-place update shows up there).
     ``projection``: False (identity), True (1×1 convolution + BN) or "A" (zero-padded channels)."""
     block = _block(tr, rng, inplanes, planes, stride, projection)
-    x = rng.standard_normal((N, inplanes, H, W))
+
+    def residual(F, t):
+        return block.bn2(block.conv2(F.relu(block.bn1(block.conv1(t)))))
+    return _block_measurement(
+        tr, block, rng.standard_normal((N, inplanes, H, W)), "block", planes, stride, f"planes={planes} channels",
+        residual, "the output should be relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut), the shortcut being x or "
+                  "downsample(x)", gradcheck=gradcheck)
+
+
+def _block_measurement(tr, block, x, label, channels, stride, channel_rule, residual, formula, gradcheck):
+    """What the BasicBlock and Bottleneck cases measure: the block's output and gradients from the
+    student's engine, its output shape, the output against the block's own layers composed as its
+    docstring says (``residual(F, t)`` plus the shortcut, x or downsample(x), then ReLU), and with
+    ``gradcheck`` finite differences with respect to x."""
     m = Measured(tr)
-    out, _, _ = m.run("block", block, {"x": x})
+    out, _, _ = m.run(label, block, {"x": x})
     for name, p in block.named_parameters():
-        m.values[f"block d{name}"] = None if p.grad is None else np.asarray(_host(p.grad))
-    shape = (N, planes, -(-H // stride), -(-W // stride))
+        m.values[f"{label} d{name}"] = None if p.grad is None else np.asarray(_host(p.grad))
+    N, _, H, W = x.shape
+    shape = (N, channels, -(-H // stride), -(-W // stride))
     if out.shape != shape:
-        m.problems.append(f"the block's output has shape {out.shape}; it should be {shape} "
-                          f"(planes={planes} channels, spatial size ⌈H/stride⌉ × ⌈W/stride⌉)")
+        m.problems.append(f"the {label}'s output has shape {out.shape}; it should be {shape} "
+                          f"({channel_rule}, spatial size ⌈H/stride⌉ × ⌈W/stride⌉)")
         return m
     F = _module(tr, "functional")
-    with tr.no_grad():                           # the block's own layers, composed as the docstring says
+    with tr.no_grad():
         t = tr.Tensor(x)
-        residual = block.bn2(block.conv2(F.relu(block.bn1(block.conv1(t)))))
+        branch = residual(F, t)
         shortcut = t if block.downsample is None else block.downsample(t)
-        expected = F.relu(residual + shortcut).numpy()
-    m.expect("block output", out, expected,
-             "the output should be relu(bn2(conv2(relu(bn1(conv1(x))))) + shortcut), the shortcut being x or "
-             "downsample(x)", tolerance=1e-9)
+        expected = F.relu(branch + shortcut).numpy()
+    m.expect(f"{label} output", out, expected, formula, tolerance=1e-9)
     if gradcheck:
-        m.gradcheck("block", block, {"x": x})
+        m.gradcheck(label, block, {"x": x})
     return m
 
 

@@ -76,7 +76,9 @@ class StateDictMismatch(RuntimeError):
 OPTIONAL_KEY_SUFFIXES = ("num_batches_tracked",)
 
 
-def _shorten(keys, limit=10, sep=", "):
+def shorten(keys, limit=10, sep=", "):
+    """The first ``limit`` of ``keys`` joined by ``sep``, then how many more there are: for error
+    messages about state_dicts (here and in ``training.checkpoint``)."""
     keys = list(keys)
     shown = sep.join(keys[:limit])
     return shown + (f"{sep}... and {len(keys) - limit} more" if len(keys) > limit else "")
@@ -355,18 +357,18 @@ class Module:
                        if tuple(value.shape) != tuple(targets[key].shape)]
         problems = []
         if wrong_shape:
-            problems.append(f"size mismatch ({len(wrong_shape)}): " + _shorten(
+            problems.append(f"size mismatch ({len(wrong_shape)}): " + shorten(
                 [f"{key}: checkpoint has shape {theirs}, this model has {ours}" for key, theirs, ours in wrong_shape],
                 limit=5, sep="; "))
         if strict and missing:
-            problems.append(f"missing keys ({len(missing)}): {_shorten(missing)}")
+            problems.append(f"missing keys ({len(missing)}): {shorten(missing)}")
         if strict and unexpected:
-            problems.append(f"unexpected keys ({len(unexpected)}): {_shorten(unexpected)}")
+            problems.append(f"unexpected keys ({len(unexpected)}): {shorten(unexpected)}")
         if not strict and targets and not given:          # strict=False must never load nothing in silence
             problems.append(f"none of the state_dict's {len(state_dict)} keys is a parameter or buffer of this "
                             f"model, so strict=False would load nothing (the state_dict has "
-                            f"{_shorten(list(state_dict), 3) or 'no keys'}; the model has "
-                            f"{_shorten(list(targets), 3)})")
+                            f"{shorten(list(state_dict), 3) or 'no keys'}; the model has "
+                            f"{shorten(list(targets), 3)})")
         if problems:
             prefix = _wrapper_prefix(state_dict, targets)
             if prefix is not None:

@@ -17,7 +17,7 @@ import zipfile
 
 import numpy as np
 
-from ..nn.module import StateDictMismatch
+from ..nn.module import StateDictMismatch, shorten
 from ..serialization import MODEL_PREFIX, atomic_write, load_npz, save_npz
 
 FORMAT = "tinyresnet-checkpoint-1"
@@ -99,12 +99,6 @@ def load_checkpoint(path):
             "meta": meta, "path": path}
 
 
-def _listing(keys, limit=8):
-    keys = list(keys)
-    shown = ", ".join(keys[:limit])
-    return shown + (f", ... ({len(keys) - limit} more)" if len(keys) > limit else "")
-
-
 def load_model_state(model, state, path, saved_model_name=None):
     """Load a checkpoint's model ``state`` into ``model``, strictly, in one check.
 
@@ -119,12 +113,12 @@ def load_model_state(model, state, path, saved_model_name=None):
     except StateDictMismatch as e:
         lines = [f"{path} does not fit this {type(model).__name__}:"]
         if e.missing_keys:
-            lines.append(f"  missing from the checkpoint ({len(e.missing_keys)}): {_listing(e.missing_keys)}")
+            lines.append(f"  missing from the checkpoint ({len(e.missing_keys)}): {shorten(e.missing_keys, 8)}")
         if e.unexpected_keys:
-            lines.append(f"  not in the model ({len(e.unexpected_keys)}): {_listing(e.unexpected_keys)}")
+            lines.append(f"  not in the model ({len(e.unexpected_keys)}): {shorten(e.unexpected_keys, 8)}")
         if e.shape_mismatches:
             wrong = [f"{key} (checkpoint {theirs}, model {ours})" for key, theirs, ours in e.shape_mismatches]
-            lines.append(f"  different shapes ({len(wrong)}): {_listing(wrong, 5)}")
+            lines.append(f"  different shapes ({len(wrong)}): {shorten(wrong, 5)}")
         if saved_model_name:
             lines.append(f"  the checkpoint was written for --model {saved_model_name}; build that model "
                          f"(with the same num_classes and in_channels) to load it")

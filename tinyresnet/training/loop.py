@@ -116,10 +116,15 @@ def non_finite_tensors(model):
     return [name for (name, _), ok in zip(entries, finite) if not ok]
 
 
+def loss_limit(num_classes):
+    """100× what guessing scores (ln of the class count): far past any loss a run that still learns
+    reaches, even in its first steps."""
+    return 100 * math.log(max(num_classes, 2))
+
+
 def exploded(loss, num_classes):
-    """Whether a loss is not finite, or above 100× what guessing scores (ln of the class count):
-    far past anything a run that still learns reaches, even in its first steps."""
-    return not math.isfinite(loss) or loss > 100 * math.log(max(num_classes, 2))
+    """Whether a loss is not finite, or above ``loss_limit``."""
+    return not math.isfinite(loss) or loss > loss_limit(num_classes)
 
 
 @dataclass
@@ -258,7 +263,7 @@ class Trainer:
             what = (f"{bad[0]} is no longer finite" + (f" (and {len(bad) - 1} more tensors)" if len(bad) > 1 else "")
                     + f" {where}; the loss was {loss:g}")
         else:
-            limit = 100 * math.log(max(self.train_set.num_classes, 2))
+            limit = loss_limit(self.train_set.num_classes)
             size = f", above {limit:.0f} (100× what guessing scores)" if math.isfinite(loss) else ""
             what = f"the loss became {loss:g} {where}{size}; every parameter and statistic is still finite"
         raise TrainingDiverged(f"{what}: training diverged and stopped. Try a lower learning rate, e.g. "
