@@ -104,7 +104,8 @@ def test_strided_im2col_equals_the_plain_one(shape, kernel, stride, padding, lay
 
 
 def test_conv_reuses_one_column_buffer_for_every_slice_of_the_batch(monkeypatch):
-    """Forward hands im2col the same array (a prefix of it for the shorter last slice) for every slice."""
+    """Forward hands im2col the same array (a prefix of it for the shorter last slice) for every slice
+    (on one thread; on several each thread has its own)."""
     monkeypatch.setattr(fast_conv, "ROWS_PER_CHUNK", 2 * 36)          # 2 images of 6×6 outputs per slice
     seen = []
     real = fast_conv.strided_im2col
@@ -115,7 +116,8 @@ def test_conv_reuses_one_column_buffer_for_every_slice_of_the_batch(monkeypatch)
     monkeypatch.setattr(fast_conv, "strided_im2col", spy)
     rng = np.random.default_rng(3)
     x, weight = rng.standard_normal((5, 2, 6, 6)), rng.standard_normal((3, 2, 3, 3))
-    run(kernels.FastConv2dFunction((1, 1), (1, 1), 1), x, weight, dout=rng.standard_normal((5, 3, 6, 6)))
+    with kernels.num_threads(1):
+        run(kernels.FastConv2dFunction((1, 1), (1, 1), 1), x, weight, dout=rng.standard_normal((5, 3, 6, 6)))
     forward = seen[:3]                                                # slices of 2, 2 and 1 images
     assert [b.shape[0] for b in forward] == [72, 72, 36]
     assert all(np.shares_memory(b, forward[0]) for b in forward)

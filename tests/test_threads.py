@@ -8,6 +8,8 @@ import numpy as np
 import pytest
 from threadpoolctl import threadpool_info, threadpool_limits
 
+import tinyresnet as tr
+from tinyresnet import functional as F
 from tinyresnet import kernels
 from tinyresnet.kernels import conv
 from tinyresnet.kernels.conv import FastConv2dFunction
@@ -87,3 +89,34 @@ def test_a_conv_on_two_threads_builds_its_columns_on_both(monkeypatch):
     with kernels.num_threads(2):
         FastConv2dFunction((1, 1), (1, 1), 1).forward(x, w)
     assert len(seen) == 2
+
+
+def _conv_step_threads(monkeypatch):
+    """Run a fast conv forward and backward; return (threads, BLAS threads) seen inside each call's slices."""
+    from tinyresnet.kernels import conv as fast_conv
+    seen, real = [], fast_conv.for_each_thread
+
+    def spy(work, items, xp=np):
+        seen.append((kernels.get_num_threads(), tuple(blas_threads())))
+        return real(work, items, xp)
+    monkeypatch.setattr(fast_conv, "for_each_thread", spy)
+    rng = np.random.default_rng(0)
+    x = tr.tensor(rng.standard_normal((4, 3, 6, 6)), requires_grad=True)
+    w = tr.tensor(rng.standard_normal((5, 3, 3, 3)), requires_grad=True)
+    with tr.use_kernels("fast"):
+        F.conv2d(x, w, padding=1).sum().backward()
+    return seen
+
+
+def test_a_users_own_loop_gets_the_kernels_threads_for_each_call_and_blas_back_after(monkeypatch):
+    with threadpool_limits(2, user_api="blas"):
+        seen = _conv_step_threads(monkeypatch)
+        assert seen == [(2, (1,))] * 2                       # forward and backward: 2 threads, BLAS on one
+        assert kernels.get_num_threads() == 1 and blas_threads() == [2]   # nothing left changed
+
+
+def test_one_blas_thread_or_a_num_threads_block_keeps_its_count(monkeypatch):
+    with threadpool_limits(1, user_api="blas"):
+        assert _conv_step_threads(monkeypatch) == [(1, (1,))] * 2
+    with threadpool_limits(2, user_api="blas"), kernels.num_threads(1):
+        assert _conv_step_threads(monkeypatch) == [(1, (2,))] * 2     # the block said one thread: BLAS keeps 2

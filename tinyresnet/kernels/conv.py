@@ -27,7 +27,7 @@ import numpy as np
 from ..backend import get_array_module
 from ..ops.checks import output_size
 from ..ops.conv import Conv1x1Function, Conv2dFunction, check_conv, col2im
-from .threads import for_each_thread, get_num_threads
+from .threads import for_each_thread, get_num_threads, uses_threads
 
 ROWS_PER_CHUNK = 2048   # im2col rows per slice of the batch: its columns are still in cache for the product
 
@@ -107,6 +107,7 @@ class FastConv2dFunction(Conv2dFunction):
 
     accelerates = Conv2dFunction
 
+    @uses_threads
     def forward(self, x, weight, bias=None):
         check_conv(x, weight, bias, self.groups)
         xp = get_array_module(x)
@@ -156,6 +157,7 @@ class FastConv2dFunction(Conv2dFunction):
         wg = self.weight[g * OCg:(g + 1) * OCg]              # (OC/G, C/G, KH, KW)
         return wg.transpose(0, 2, 3, 1).reshape(OCg, KH * KW * Cg).T
 
+    @uses_threads
     def backward(self, dout):                                # dout (N, OC, OH, OW)
         xp = get_array_module(dout)
         N, OC, OH, OW = dout.shape
@@ -234,6 +236,7 @@ class FastConv1x1Function(Conv1x1Function):
 
     accelerates = Conv1x1Function
 
+    @uses_threads
     def forward(self, x, weight, bias=None):
         check_conv(x, weight, bias, 1)
         self.x, self.weight, self.has_bias = x, weight, bias is not None
@@ -253,6 +256,7 @@ class FastConv1x1Function(Conv1x1Function):
             out += bias
         return out.reshape(N, OH, OW, OC).transpose(0, 3, 1, 2)     # (N, OC, OH, OW)
 
+    @uses_threads
     def backward(self, dout):                                # dout (N, OC, OH, OW)
         xp = get_array_module(dout)
         N, OC, OH, OW = dout.shape

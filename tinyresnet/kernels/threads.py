@@ -6,9 +6,13 @@ to one thread meanwhile, so that each matrix product runs on the thread that bui
 With BLAS's own threads instead, only the products run on every core: the column copies between
 them run on one, while BLAS's idle threads spin on the others.
 
-The setting is scoped: ``with num_threads(n): ...`` puts the previous count and BLAS's own back
-when the block ends. The training loop runs inside such a block; nothing changes it on import or
-when an object is built. The plain ops never read it.
+By default (no ``num_threads`` block) every fast kernel call does this for itself: it takes as
+many threads as BLAS has when the call starts, holds BLAS to one thread for the length of the call
+and gives it its own count back on return (``kernel_threads``), so that a user's own training loop
+runs as fast as the Trainer without calling anything. ``with num_threads(n): ...`` sets the count
+for a whole block instead (the training loop runs inside one) and puts the previous count and
+BLAS's own back when the block ends. Nothing changes on import or when an object is built, and
+nothing stays changed after a call returns. The plain ops never read any of it.
 """
 
 import contextlib
@@ -17,14 +21,24 @@ from concurrent.futures import ThreadPoolExecutor, wait
 
 import numpy as np
 
-_state = {"n": 1, "pool": None}
+_state = {"n": 1, "pool": None, "block": False}   # the count now, its pool, whether a num_threads block set it
+_default = {"n": 0, "pool": None, "depth": 0, "limits": None}   # the kernels' own threads, outside any block
 _lock = threading.Lock()
+_blas = {}
+
+
+def _blas_controller():
+    """threadpoolctl's controller of NumPy's BLAS, made once (finding the libraries takes milliseconds;
+    reading and setting their thread counts through it then takes microseconds)."""
+    if "controller" not in _blas:
+        from threadpoolctl import ThreadpoolController
+        _blas["controller"] = ThreadpoolController().select(user_api="blas")
+    return _blas["controller"]
 
 
 def _blas_threads():
     """How many threads NumPy's BLAS runs now (threadpoolctl), 1 if it cannot tell."""
-    from threadpoolctl import threadpool_info
-    return max([p["num_threads"] for p in threadpool_info() if p["user_api"] == "blas"] or [1])
+    return max([lib.num_threads for lib in _blas_controller().lib_controllers] or [1])
 
 
 def _check(n):
@@ -34,11 +48,14 @@ def _check(n):
     return n
 
 
-def _set(n):
-    if _state["pool"] is not None:
+def _pool(n):
+    return ThreadPoolExecutor(n - 1, thread_name_prefix="tinyresnet") if n > 1 else None   # + the calling thread
+
+
+def _set(n, block=True):
+    if _state["pool"] is not None and _state["pool"] is not _default["pool"]:
         _state["pool"].shutdown()
-    _state["n"] = n
-    _state["pool"] = ThreadPoolExecutor(n - 1, thread_name_prefix="tinyresnet") if n > 1 else None   # + the caller
+    _state.update(n=n, pool=_pool(n), block=block)
 
 
 @contextlib.contextmanager
@@ -49,23 +66,73 @@ def num_threads(n=None):
     ``OPENBLAS_NUM_THREADS`` and the like are respected). On exit the previous count and BLAS's
     own thread count are put back. GPU arrays are never split this way.
     """
-    from threadpoolctl import threadpool_limits
     n = _check(_blas_threads() if n is None else n)
     with _lock:
-        previous = _state["n"]
-        limits = threadpool_limits(1, user_api="blas") if n > 1 else None
+        previous = _state["n"], _state["block"]
+        limits = _blas_controller().limit(limits=1) if n > 1 else None
         _set(n)
     try:
         yield n
     finally:
         with _lock:
-            _set(previous)
+            _set(*previous)
             if limits is not None:
                 limits.restore_original_limits()
 
 
+@contextlib.contextmanager
+def kernel_threads(xp=np):
+    """One fast kernel call's threads, where no ``num_threads`` block has set them.
+
+    The call runs on as many threads as BLAS has as it starts (so ``OPENBLAS_NUM_THREADS=1`` keeps
+    it on one), with BLAS held to one thread each until it returns: the same split as inside
+    ``num_threads()``, for a user's own loop. Inside a block, on one BLAS thread, or for GPU arrays
+    (never split), it changes nothing. The pool is made once and kept for later calls; BLAS gets its
+    own count back as the call returns. Calls on several threads of a user's at once share one scope
+    (the first in sets it, the last out puts BLAS back).
+    """
+    if xp is not np or _state["block"]:
+        yield
+        return
+    with _lock:
+        if _default["depth"] == 0:
+            n = _blas_threads()
+            if n > 1:
+                if _default["n"] != n:
+                    if _default["pool"] is not None:
+                        _default["pool"].shutdown()
+                    _default.update(n=n, pool=_pool(n))
+                _default["limits"] = _blas_controller().limit(limits=1)
+                _state.update(n=n, pool=_default["pool"])
+        _default["depth"] += 1
+    try:
+        yield
+    finally:
+        with _lock:
+            _default["depth"] -= 1
+            if _default["depth"] == 0 and _default["limits"] is not None:
+                _state.update(n=1, pool=None)
+                _default["limits"].restore_original_limits()
+                _default["limits"] = None
+
+
+def uses_threads(method):
+    """Decorate a fast kernel's forward or backward so that it runs in ``kernel_threads`` (its first array
+    argument tells NumPy from CuPy)."""
+    from functools import wraps
+
+    from ..backend import get_array_module
+
+    @wraps(method)
+    def run(self, first, *args, **kwargs):
+        with kernel_threads(get_array_module(first)):
+            return method(self, first, *args, **kwargs)
+    return run
+
+
 def get_num_threads():
-    """How many threads the fast convolutions split their batch slices between now (1 outside ``num_threads``)."""
+    """How many threads the fast kernels split their work between now: inside ``num_threads(n)``, n; inside a
+    fast kernel's own call, BLAS's count; elsewhere 1."""
     return _state["n"]
 
 
