@@ -227,6 +227,28 @@ def test_fast_batch_norm_equals_the_plain_one(layout, dtype, training, affine):
         np.testing.assert_allclose(got, want, rtol=RTOL[dtype], atol=0)
 
 
+@pytest.mark.parametrize("n_threads", [1, 3])
+@pytest.mark.parametrize("dout_layout", [np.ascontiguousarray, channels_last])
+def test_fast_batch_norm_in_many_chunks_on_threads_equals_the_plain_one(monkeypatch, n_threads, dout_layout):
+    """The channels-last path cuts the rows into chunks (here 2 image rows each, an uneven last one) dealt
+    out to threads; dout may come in another layout than x."""
+    from tinyresnet.kernels import rows as fast_rows
+    monkeypatch.setattr(fast_rows, "CHUNK_VALUES", 2 * 5 * 3)          # W·C = 15 numbers a row
+    rng = np.random.default_rng(21)
+    for dtype in (np.float32, np.float64):
+        x = channels_last((rng.standard_normal((3, 3, 7, 5)) * 3 + 100).astype(dtype))
+        inputs = [x, rng.standard_normal(3).astype(dtype), rng.standard_normal(3).astype(dtype)]
+        dout = dout_layout(rng.standard_normal(x.shape).astype(dtype))
+        stats = [np.zeros(3), np.ones(3)], [np.zeros(3), np.ones(3)]
+        with kernels.num_threads(n_threads):
+            fast = run(kernels.FastBatchNorm2dFunction(*stats[0], training=True), *inputs, dout=dout)
+        plain = run(BatchNorm2dFunction(*stats[1], training=True), *inputs, dout=dout)
+        for got, want in zip(fast, plain):
+            assert_same(got, want, dtype)
+        np.testing.assert_allclose(stats[0][1], stats[1][1], rtol=RTOL[dtype])
+        assert fast[0].transpose(0, 2, 3, 1).flags.c_contiguous          # the output keeps x's layout
+
+
 def test_fast_batch_norm_backward_leaves_dout_alone():
     """dout may be shared with another branch (the skip connection): in-place steps must not touch it."""
     rng = np.random.default_rng(9)
@@ -298,6 +320,26 @@ def test_fast_relu_equals_the_plain_one_keeps_the_layout_and_gives_positive_zero
         np.testing.assert_array_equal(dx, np.where(x > 0, dout, 0))
         assert not np.signbit(out).any() and not np.signbit(dx[x <= 0]).any()    # 0., never -0.
         assert np.isnan(run(op(), np.array([np.nan]), dout=np.ones(1))[0]).all()  # a NaN stays NaN
+
+
+@pytest.mark.parametrize("n_threads", [1, 3])
+@pytest.mark.parametrize("layouts", [(channels_last, channels_last), (channels_last, np.ascontiguousarray),
+                                     (np.ascontiguousarray, np.ascontiguousarray), (np.asfortranarray, channels_last)])
+def test_fast_relu_in_many_chunks_on_threads_equals_the_plain_one(monkeypatch, n_threads, layouts):
+    """Chunks of 7 values (an uneven last one) dealt out to threads; x and dout in the same or other layouts
+    (a Fortran-ordered x takes the plain op's path)."""
+    from tinyresnet.kernels import rows as fast_rows
+    monkeypatch.setattr(fast_rows, "CHUNK_VALUES", 7)
+    rng = np.random.default_rng(22)
+    x = layouts[0](rng.standard_normal((2, 3, 4, 5)))
+    x[1, 2, 3, 4] = np.nan
+    dout = layouts[1](rng.standard_normal(x.shape))
+    with kernels.num_threads(n_threads):
+        out, dx = run(kernels.FastReLUFunction(), x, dout=dout)
+    plain_out, plain_dx = run(ReLUFunction(), x, dout=dout)
+    np.testing.assert_array_equal(out, plain_out)
+    np.testing.assert_array_equal(dx, plain_dx)
+    assert np.isnan(out[1, 2, 3, 4]) and out.strides == np.empty_like(x).strides
 
 
 @pytest.mark.usefixtures("tier")

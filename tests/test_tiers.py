@@ -72,10 +72,10 @@ def _train(tier, out, epochs, float64):
 def test_plain_and_fast_train_resnet20_alike_over_two_epochs_on_the_digits(tmp_path):
     """The same ResNet-20 run on the digits, 2 epochs (46 steps at lr 0.1), on each tier. In float64 the two
     agree at every step and in every weight to 1e-10 (measured: 5e-13), far inside float32 precision. In
-    float32 the tiers round differently (sums in other orders); the first steps agree to float32 rounding,
-    and then, as with any two float32 runs that differ in their last bits, training at lr 0.1 amplifies the
-    difference (measured without augmentation: ≤ 4e-7 over steps 1-10, 0.2% at step 16, 4% at step 22; with
-    the default shifts the growth starts earlier, 2e-4 at step 5)."""
+    float32 each tier rounds its own way, and training at lr 0.1 amplifies any difference in the last bits;
+    so each float32 run is compared with the float64 one. The fast tier's batch norm sums in float64
+    (per-chunk float32 sums added in float64) and stays within 4e-7 of float64 over the first 6 steps
+    (measured); the plain tier's float32 sums drift sooner (2e-6 at step 2, 7e-4 at step 3)."""
     plain_losses, plain_history, plain_state = _train("plain", tmp_path / "64", 2, float64=True)
     fast_losses, fast_history, fast_state = _train("fast", tmp_path / "64", 2, float64=True)
     assert len(plain_losses) == len(fast_losses) == 46
@@ -87,4 +87,5 @@ def test_plain_and_fast_train_resnet20_alike_over_two_epochs_on_the_digits(tmp_p
         np.testing.assert_allclose(fast_state[key], value, rtol=1e-10, atol=1e-10 * float(np.abs(value).max()))
     plain32, _, _ = _train("plain", tmp_path / "32", 1, float64=False)
     fast32, _, _ = _train("fast", tmp_path / "32", 1, float64=False)
-    np.testing.assert_allclose(fast32[:4], plain32[:4], rtol=1e-5, atol=0)
+    np.testing.assert_allclose(fast32[:5], plain_losses[:5], rtol=1e-5, atol=0)
+    np.testing.assert_allclose(plain32[:2], plain_losses[:2], rtol=1e-5, atol=0)

@@ -1,7 +1,12 @@
-"""Fast batch norm: the plain tier's ``BatchNorm2dFunction`` (``tinyresnet.ops.norm``) with fewer memory passes."""
+"""Fast batch norm: the plain tier's ``BatchNorm2dFunction`` (``tinyresnet.ops.norm``) with fewer memory passes,
+in cache-sized chunks on the kernels' threads for channels-last maps (``kernels.rows``)."""
+
+import numpy as np
 
 from ..backend import get_array_module
 from ..ops.norm import BatchNorm2dFunction, check_batch_norm, check_training_batch, update_running_stats
+from .rows import as_map, channel_sums, each_chunk, pixel_rows, tile
+from .threads import uses_threads
 
 
 def channel_dot(a, b):
@@ -22,10 +27,14 @@ class FastBatchNorm2dFunction(BatchNorm2dFunction):
 
     accelerates = BatchNorm2dFunction
 
+    @uses_threads
     def forward(self, x, weight=None, bias=None):
         check_batch_norm(x, weight, bias, self.running_mean, self.running_var)
         xp = get_array_module(x)
         self.weight, self.has_bias = weight, bias is not None
+        rows = pixel_rows(x) if self.training and x.size else None
+        if rows is not None:
+            return self._forward_rows(x, rows, weight, bias)
         if not self.training:
             if self.running_mean is None:
                 raise ValueError("batch_norm in eval mode needs running_mean and running_var")
@@ -51,7 +60,73 @@ class FastBatchNorm2dFunction(BatchNorm2dFunction):
             out += bias[:, None, None]                                     # + β, in place
         return out
 
+    def _forward_rows(self, x, rows, weight, bias):
+        """Training forward of a channels-last x, seen as rows (N·H, W·C): three passes over the memory,
+        each in chunks on the threads: Σx; x − μ and Σ(x − μ)²; x̂ and γ·x̂ + β."""
+        N, C, H, W = x.shape
+        n = check_training_batch(x)
+        mean = channel_sums(rows, C)[0] / n                                    # (C,) float64
+        centred = np.empty_like(rows)                                          # x − μ, then x̂, in place
+        mean_t = tile(mean, W, x.dtype)
+
+        def subtract(part):
+            np.subtract(rows[part], mean_t, out=centred[part])
+        each_chunk(subtract, *rows.shape)
+        var = channel_sums(centred, C, centred)[1] / n                         # (C,) biased: Σ(x − μ)² / n
+        update_running_stats(self.running_mean, self.running_var, mean.astype(x.dtype), var.astype(x.dtype),
+                             n, self.momentum)
+        self.invstd = (1.0 / np.sqrt(var + self.eps)).astype(x.dtype)          # (C,)
+        invstd_t = tile(self.invstd, W, x.dtype)
+        gamma_t = None if weight is None else tile(weight, W, x.dtype)
+        beta_t = None if bias is None else tile(bias, W, x.dtype)
+        out = centred if gamma_t is None and beta_t is None else np.empty_like(rows)
+
+        def normalise(part):
+            xhat = centred[part]
+            xhat *= invstd_t                                                   # x̂, in place
+            if gamma_t is not None:
+                np.multiply(xhat, gamma_t, out=out[part])                      # γ·x̂
+                if beta_t is not None:
+                    out[part] += beta_t                                        # + β
+            elif beta_t is not None:
+                np.add(xhat, beta_t, out=out[part])
+        each_chunk(normalise, *rows.shape)
+        self.xhat = as_map(centred, x.shape)
+        return as_map(out, x.shape)
+
+    def _backward_rows(self, dout_rows, xhat_rows, shape):
+        """Training backward on rows: one pass for Σ dout and Σ dout·x̂, one for dx = a·dout + b·x̂ + c with the
+        per-channel a = γ/√(σ²+eps), b = −a·mean(dout·x̂), c = −a·mean(dout)."""
+        N, C, H, W = shape
+        n = N * H * W
+        sum_dout, sum_dout_xhat = channel_sums(dout_rows, C, xhat_rows)      # (C,) float64
+        gamma = 1.0 if self.weight is None else self.weight.astype(np.float64)
+        a = gamma * self.invstd.astype(np.float64)
+        a_t, b_t = tile(a, W, dout_rows.dtype), tile(-a * sum_dout_xhat / n, W, dout_rows.dtype)
+        c_t = tile(-a * sum_dout / n, W, dout_rows.dtype)
+        dx = np.empty_like(dout_rows)
+
+        def gradient(part, scratch):
+            out, tmp = dx[part], scratch[:part.stop - part.start]
+            np.multiply(dout_rows[part], a_t, out=out)                        # a·dout: the direct path
+            out += np.multiply(xhat_rows[part], b_t, out=tmp)                  # + b·x̂: the path through σ²
+            out += c_t                                                         # + c: the path through μ
+        each_chunk(gradient, *dout_rows.shape, scratch=dout_rows.dtype)
+        dtype = dout_rows.dtype
+        dweight = None if self.weight is None else sum_dout_xhat.astype(dtype)
+        dbias = sum_dout.astype(dtype) if self.has_bias else None
+        n_grads = 1 + (self.weight is not None) + self.has_bias
+        return (as_map(dx, shape), dweight, dbias)[:n_grads]
+
+    @uses_threads
     def backward(self, dout):                                              # dout (N, C, H, W)
+        if self.training and isinstance(dout, np.ndarray) and dout.size:
+            xhat_rows = pixel_rows(self.xhat)
+            if xhat_rows is not None:
+                dout_rows = pixel_rows(dout)
+                if dout_rows is None:                                      # one copy into x̂'s layout
+                    dout_rows = pixel_rows(np.ascontiguousarray(dout.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2))
+                return self._backward_rows(dout_rows, xhat_rows, dout.shape)
         invstd, weight = self.invstd, self.weight
         n_grads = 1 + (weight is not None) + self.has_bias                # one per forward input
         sum_dout = dout.sum(axis=(0, 2, 3))                                # (C,)

@@ -1,0 +1,111 @@
+"""Batch norm's, ReLU's and the add's memory passes, in cache-sized chunks dealt out to the kernels' threads.
+
+A map after a convolution is channels-last in memory: its values are rows of W·C numbers (one row of
+the image, every channel of each pixel in turn). Seen that way, as a 2-D (N·H, W·C) array, a
+per-channel step is a row-by-row step with a vector of W·C numbers (the C per-channel values
+repeated W times, ``tile``), which NumPy runs at full speed; against the (C,) vector itself the inner
+loop would only be C long (16 in a CIFAR ResNet's first stage, 2–3× slower per value). The rows are
+cut into chunks of about ``CHUNK_VALUES`` numbers, so that the two or three arrays a step touches stay
+in the core's cache between its operations, and the chunks are dealt out to the compute threads
+(``kernels.for_each_thread``; NumPy releases the GIL inside each operation).
+
+A per-channel sum is a product with a vector of ones (BLAS's gemv, which reads the chunk once at
+memory speed, several times faster than NumPy's ``sum(axis=0)`` over short rows), then the W·C
+numbers folded to C (``fold``).
+"""
+
+import numpy as np
+
+from .threads import for_each_thread
+
+CHUNK_VALUES = 1 << 15      # numbers per chunk: 128 KiB of float32, a few of which fit in a core's L2 cache
+
+
+def pixel_rows(a):
+    """The memory of a channels-last (N, C, H, W) NumPy array as a (N·H, W·C) view; None for any other layout,
+    a GPU array, or an array that is not 4-D."""
+    if not isinstance(a, np.ndarray) or a.ndim != 4:
+        return None
+    last = a.transpose(0, 2, 3, 1)                                  # (N, H, W, C)
+    if not last.flags.c_contiguous:
+        return None
+    N, H, W, C = last.shape
+    return last.reshape(N * H, W * C)
+
+
+def flat_values(a):
+    """The memory of a C-contiguous or channels-last NumPy array as a 1-D view (the values in memory
+    order); None otherwise."""
+    if not isinstance(a, np.ndarray):
+        return None
+    if a.flags.c_contiguous:
+        return a.reshape(-1)
+    rows = pixel_rows(a)
+    return None if rows is None else rows.reshape(-1)
+
+
+def memory_order(a):
+    """"C" for a C-contiguous NumPy array, "NHWC" for a channels-last one, else None: two arrays of one shape
+    and one memory order have their values in the same order in ``flat_values``."""
+    if not isinstance(a, np.ndarray):
+        return None
+    if a.flags.c_contiguous:
+        return "C"
+    return "NHWC" if pixel_rows(a) is not None else None
+
+
+def as_map(rows, shape):
+    """(N·H, W·C) rows back to the (N, C, H, W) view they came from (``shape`` is the map's)."""
+    N, C, H, W = shape
+    return rows.reshape(N, H, W, C).transpose(0, 3, 1, 2)
+
+
+def chunks(n_rows, row_length):
+    """Slices of ``n_rows`` rows of ``row_length`` numbers each, about CHUNK_VALUES numbers a chunk (one row
+    at least)."""
+    step = max(1, CHUNK_VALUES // max(1, row_length))
+    return [slice(start, min(start + step, n_rows)) for start in range(0, n_rows, step)] or [slice(0, 0)]
+
+
+def tile(per_channel, width, dtype):
+    """A (C,) vector repeated ``width`` times: (W·C,), to go with each row of ``pixel_rows``."""
+    return np.tile(np.asarray(per_channel, dtype=dtype), width)
+
+
+def fold(row_sums, channels):
+    """(W·C,) sums of the rows' columns to (C,) per-channel sums."""
+    return row_sums.reshape(-1, channels).sum(axis=0)
+
+
+def channel_sums(rows, channels, *others):
+    """Per-channel Σ rows, and Σ rows·other for each of ``others`` (arrays of the rows' shape): float64 (C,)
+    arrays, one pass over the memory, on the compute threads."""
+    parts = chunks(*rows.shape)
+    ones = np.ones(parts[0].stop - parts[0].start, dtype=rows.dtype)
+
+    def sums(share):                                    # one thread's chunks: its partial sums
+        total = np.zeros((1 + len(others), rows.shape[1]))
+        for part in share:
+            block = rows[part]
+            total[0] += ones[:block.shape[0]] @ block                          # Σ over the rows (gemv)
+            for k, other in enumerate(others, 1):
+                total[k] += np.einsum("ij,ij->j", block, other[part])          # Σ rows·other, no product array
+        return total
+
+    total = sum(for_each_thread(sums, parts))
+    return [fold(t, channels) for t in total]
+
+
+def each_chunk(work, n_rows, row_length, scratch=None):
+    """Run ``work(part)`` for every chunk of rows (``chunks``), the chunks dealt out to the compute threads.
+
+    ``scratch`` (a dtype): ``work(part, buffer)`` instead, with one chunk-sized buffer per thread for its
+    temporaries, reused for all of that thread's chunks.
+    """
+    parts = chunks(n_rows, row_length)
+
+    def run(share):
+        buffer = None if scratch is None else np.empty((parts[0].stop - parts[0].start, row_length), scratch)
+        for part in share:
+            work(part) if buffer is None else work(part, buffer)
+    for_each_thread(run, parts)
