@@ -33,6 +33,9 @@ NETWORKS = {
     "resnet18_cifar_train_step": dict(kind="train", model="resnet18_cifar", batch=64, quick_batch=8, size=32,
                                       classes=10),
     "resnet50_inference_224": dict(kind="infer", model="resnet50", batch=8, quick_batch=1, size=224, classes=1000),
+    # the paper's CIFAR networks (type-A shortcuts), at the paper's batch of 128
+    **{f"resnet{d}_train_step_b128": dict(kind="train", model=f"resnet{d}", batch=128, quick_batch=8, size=32,
+                                          classes=10) for d in (20, 56, 110)},
     # the ImageNet network's training step: its peak memory is the figure (a step takes seconds on 2 cores)
     "resnet50_train_step_224": dict(kind="train", model="resnet50", batch=64, quick_batch=2, size=224,
                                     classes=1000),
@@ -113,6 +116,8 @@ class _tinyresnet:
         x = tr.Tensor(x)
         if spec["model"] == "resnet50":
             model = models.resnet50(num_classes=spec["classes"])
+        elif spec["model"] != "resnet18_cifar":
+            model = getattr(models, spec["model"])(num_classes=spec["classes"])
         else:
             model = models.resnet18(num_classes=spec["classes"], stem="cifar")
         if spec["kind"] == "infer":
@@ -187,11 +192,13 @@ class _torch:
     def network(spec, x, y):
         import torch
         import torch.nn.functional as F
-        from torch_models import count_flops, resnet18_cifar, resnet50
+        from torch_models import cifar_resnet, count_flops, resnet18_cifar, resnet50
 
         x, y = torch.from_numpy(x), torch.from_numpy(y)
-        build = resnet50 if spec["model"] == "resnet50" else resnet18_cifar
-        model = build(num_classes=spec["classes"])
+        if spec["model"] in ("resnet50", "resnet18_cifar"):
+            model = {"resnet50": resnet50, "resnet18_cifar": resnet18_cifar}[spec["model"]](num_classes=spec["classes"])
+        else:
+            model = cifar_resnet(int(spec["model"][len("resnet"):]), num_classes=spec["classes"])
         if spec["kind"] == "infer":
             model.eval()
             flops = count_flops(model, x)

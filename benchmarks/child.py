@@ -68,6 +68,8 @@ def gemm_step(n):
 
 
 PLAIN = "tinyresnet-plain"      # tinyresnet on its plain tier: the readable ops, BLAS's own threads
+USER = "tinyresnet-userloop"    # a user's own loop: the default tier, no tinyresnet-specific calls
+TINY = ("tinyresnet", PLAIN, USER)
 
 
 def run_case(name, side, args):
@@ -78,7 +80,7 @@ def run_case(name, side, args):
         step, flops = gemm_step(1024 if args.quick else 2048)
     else:
         from cases import build
-        step, flops = build(name, "tinyresnet" if side == PLAIN else side, args.quick)
+        step, flops = build(name, "tinyresnet" if side in TINY else side, args.quick)
     times = time_it(step, args.repeats, args.min_time)
     peak = rss_kib("VmHWM") if exact else None
     result = dict(case=name, side=side, times=times, flops=flops,
@@ -91,7 +93,7 @@ def run_case(name, side, args):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("side", choices=["tinyresnet", PLAIN, "torch", "gemm", "blas"])
+    parser.add_argument("side", choices=[*TINY, "torch", "gemm", "blas"])
     parser.add_argument("cases", nargs="+")
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--repeats", type=int, default=5)
@@ -104,7 +106,9 @@ def main():
         torch.set_num_threads(args.threads)
     settings = contextlib.nullcontext()
     # as the training loop has it: on the fast tier the kernels' own threads, BLAS on one each; on the plain
-    # tier, BLAS's own threads
+    # tier, BLAS's own threads; a user's loop (USER) gets no settings at all
+    if args.side in TINY:
+        import tinyresnet
     if args.side in ("tinyresnet", PLAIN):
         import tinyresnet
         from tinyresnet import tiers
@@ -112,7 +116,7 @@ def main():
         settings = tiers.compute_settings(args.threads)
     with settings:
         results = [run_case(name, args.side, args) for name in args.cases]
-        if args.side in ("tinyresnet", PLAIN):
+        if args.side in TINY:
             from tinyresnet.kernels import get_num_threads
             threads_used = get_num_threads()
     info = {}
@@ -122,7 +126,7 @@ def main():
                                                       "threading_layer")} for p in threadpool_info()]
     except ImportError:
         info["threadpools"] = None
-    if args.side in ("tinyresnet", PLAIN):
+    if args.side in TINY:
         info["tinyresnet_threads"] = threads_used
         info["kernels"] = tinyresnet.get_kernels()
     if args.side == "torch":

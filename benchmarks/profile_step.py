@@ -1,7 +1,8 @@
 #!/usr/bin/env python
-"""Where a CIFAR ResNet-18 training step spends its time, op by op, in tinyresnet or in PyTorch.
+"""Where a CIFAR training step spends its time, op by op, in tinyresnet or in PyTorch.
 
-    python benchmarks/profile_step.py [--side tinyresnet|torch] [--steps K] [--quick] [--json]
+    python benchmarks/profile_step.py [--side tinyresnet|torch] [--model resnet18_cifar|resnet20|resnet56|...]
+                                      [--batch B] [--steps K] [--quick] [--json]
 
 tinyresnet: every Function subclass's forward and backward is wrapped with a timer for the profiled
 steps (the outermost op only, so nested calls are not counted twice); the optimizer step, and the rest
@@ -31,7 +32,7 @@ CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
 clock = time.perf_counter
 
 
-def profile_tinyresnet(batch, steps, threads=None):
+def profile_tinyresnet(batch, steps, threads=None, model_name="resnet18_cifar"):
     import tinyresnet as tr
     from tinyresnet import functional as F
     from tinyresnet import models, optim, tiers
@@ -41,7 +42,10 @@ def profile_tinyresnet(batch, steps, threads=None):
     rng = np.random.default_rng(0)
     x = tr.Tensor(rng.standard_normal((batch, 3, 32, 32), dtype=np.float32))
     y = rng.integers(0, 10, batch)
-    model = models.resnet18(num_classes=10, stem="cifar").train()
+    if model_name == "resnet18_cifar":
+        model = models.resnet18(num_classes=10, stem="cifar").train()
+    else:
+        model = getattr(models, model_name)(num_classes=10).train()
     opt = optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
     spent, calls, depth = defaultdict(float), defaultdict(int), [0]
 
@@ -88,16 +92,19 @@ def profile_tinyresnet(batch, steps, threads=None):
     return dict(side="tinyresnet", steps=steps, step_ms=step_ms, rows=rows)
 
 
-def profile_torch(batch, steps, threads):
+def profile_torch(batch, steps, threads, model_name="resnet18_cifar"):
     import torch
     import torch.nn.functional as F
     from torch.profiler import ProfilerActivity, profile
-    from torch_models import resnet18_cifar
+    from torch_models import cifar_resnet, resnet18_cifar
 
     torch.set_num_threads(threads)
     x = torch.randn(batch, 3, 32, 32)
     y = torch.randint(0, 10, (batch,))
-    model = resnet18_cifar(10).train()
+    if model_name == "resnet18_cifar":
+        model = resnet18_cifar(10).train()
+    else:
+        model = cifar_resnet(int(model_name[len("resnet"):]), 10).train()
     opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9, weight_decay=5e-4)
 
     def step():
@@ -122,6 +129,9 @@ def main():
     parser.add_argument("--steps", type=int, default=None, help="profiled steps (default 5, quick 1)")
     parser.add_argument("--threads", type=int, default=None,
                         help="threads (default: PyTorch's own choice; for tinyresnet, as many as its BLAS had)")
+    parser.add_argument("--model", default="resnet18_cifar",
+                        help="resnet18_cifar (default) or a CIFAR ResNet: resnet20, resnet56, resnet110, ...")
+    parser.add_argument("--batch", type=int, default=None, help="batch size (default 64, quick 8)")
     parser.add_argument("--quick", action="store_true", help="batch 8 instead of 64")
     parser.add_argument("--json", action="store_true", help="print one JSON line instead of a table")
     parser.add_argument("--clock", choices=list(CLOCKS), default="wall",
@@ -131,11 +141,12 @@ def main():
     global clock
     clock = CLOCKS[args.clock]
     batch, steps = (8, args.steps or 1) if args.quick else (64, args.steps or 5)
+    batch = args.batch or batch
     if args.side == "tinyresnet":
-        result = profile_tinyresnet(batch, steps, args.threads)
+        result = profile_tinyresnet(batch, steps, args.threads, args.model)
     else:
         import torch
-        result = profile_torch(batch, steps, args.threads or torch.get_num_threads())
+        result = profile_torch(batch, steps, args.threads or torch.get_num_threads(), args.model)
     if args.json:
         print(json.dumps(result))
         return

@@ -1,7 +1,9 @@
-"""The PyTorch side of the network benchmarks: ResNet-18 (CIFAR stem) and ResNet-50 in plain torch.nn.
+"""The PyTorch side of the network benchmarks: ResNet-18 (CIFAR stem), ResNet-50 and the paper's CIFAR
+ResNets (20, 56, 110 layers) in plain torch.nn.
 
-torchvision is not a dependency, so the two networks are written here with the same layer shapes as
-``tinyresnet.models.resnet18(num_classes=10, stem="cifar")`` and ``tinyresnet.models.resnet50()``:
+torchvision is not a dependency, so the networks are written here with the same layer shapes as
+``tinyresnet.models.resnet18(num_classes=10, stem="cifar")``, ``tinyresnet.models.resnet50()`` and
+``tinyresnet.models.resnet20()`` (etc.; type-A shortcuts, see ``ShortcutA``):
 convolutions without bias, BatchNorm after each, projection shortcuts (1×1 conv + BN) where the shape
 changes, the stride on the 3×3 convolution of a bottleneck. Weights are PyTorch's default
 initialisation; the timings do not depend on the values.
@@ -72,6 +74,41 @@ def resnet50(num_classes=1000):
     """7×7 stride-2 stem with 3×3 stride-2 max-pool, Bottlenecks [3, 4, 6, 3]."""
     stem = [*conv_bn(3, 64, 7, 2), nn.ReLU(inplace=True), nn.MaxPool2d(3, 2, 1)]
     return _resnet(Bottle, 4, [3, 4, 6, 3], stem, num_classes)
+
+
+class ShortcutA(nn.Module):
+    """The paper's option A, as ``tinyresnet.models.blocks.ShortcutA``: every second pixel, then zero channels
+    half before and half after."""
+
+    def __init__(self, c_in, c_out):
+        super().__init__()
+        self.before = (c_out - c_in) // 2
+        self.after = c_out - c_in - self.before
+
+    def forward(self, x):
+        return nn.functional.pad(x[:, :, ::2, ::2], (0, 0, 0, 0, self.before, self.after))
+
+
+class BasicA(Basic):
+    """A CIFAR BasicBlock: type-A shortcut where the shape changes."""
+
+    def __init__(self, c_in, c_out, stride):
+        super().__init__(c_in, c_out, stride)
+        if stride != 1 or c_in != c_out:
+            self.shortcut = ShortcutA(c_in, c_out)
+
+
+def cifar_resnet(depth, num_classes=10):
+    """The paper's CIFAR ResNet of depth 6n + 2: a 3×3 conv with 16 filters, 3 stages of n blocks on 16, 32 and
+    64 channels, type-A shortcuts, global average pooling, a 10-way fc."""
+    n = (depth - 2) // 6
+    layers, c_in = [*conv_bn(3, 16, 3), nn.ReLU(inplace=True)], 16
+    for stage, width in enumerate((16, 32, 64)):
+        for i in range(n):
+            layers.append(BasicA(c_in, width, 2 if (i == 0 and stage > 0) else 1))
+            c_in = width
+    layers += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c_in, num_classes)]
+    return nn.Sequential(*layers)
 
 
 def count_flops(model, x):
