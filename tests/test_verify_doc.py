@@ -225,7 +225,7 @@ INDEPENDENT = independent()
 # ---------------------------------------------------------------------- one run of the command
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
-    """Run `tinyresnet verify-doc --json ... --errata ...` once, keeping the claims it printed."""
+    """Run `tinyresnet verify-doc --rows --json ... --errata ...` once, keeping the claims it printed."""
     folder = tmp_path_factory.mktemp("verify_doc")
     captured = []
 
@@ -238,7 +238,8 @@ def run(tmp_path_factory):
         mp.setattr(docverify, "verify_document", recording)
         stdout = io.StringIO()
         with contextlib.redirect_stdout(stdout):
-            code = cli.main(["verify-doc", "--json", str(folder / "rows.json"), "--errata", str(folder / "errata.md")])
+            code = cli.main(["verify-doc", "--rows", "--json", str(folder / "rows.json"),
+                             "--errata", str(folder / "errata.md")])
     return {"code": code, "claims": captured, "stdout": stdout.getvalue(),
             "rows": json.loads((folder / "rows.json").read_text(encoding="utf-8")),
             "errata": (folder / "errata.md").read_text(encoding="utf-8")}
@@ -293,11 +294,16 @@ def test_table_has_one_row_per_claim_and_a_count(run):
 
 
 def test_json_rows(run):
-    rows = run["rows"]
+    rows = run["rows"]["claims"]
     assert [r["id"] for r in rows] == [c.id for c in run["claims"]]
     for row, c in zip(rows, run["claims"]):
-        assert {"id", "section", "claim", "document", "engine", "match"} <= set(row)
+        assert {"id", "section", "claim", "document", "engine", "match", "cause"} <= set(row)
         assert row["match"] is c.match and row["engine"] == c.engine and row["document"] == c.document
+        assert (row["cause"] is None) is c.match, f"{c.id}: a mismatch needs a cause, a match none"
+    summary = run["rows"]["summary"]
+    assert (summary["claims"], summary["mismatch"]) == (len(run["claims"]), len(WRONG))
+    assert sum(len(cause["rows"]) for cause in run["rows"]["root_causes"]) == len(WRONG)
+    assert run["rows"]["conceptual_errata"], "the JSON carries the conceptual errata too"
 
 
 def test_errata_page_lists_every_mismatch_and_is_committed_current(run, claims):

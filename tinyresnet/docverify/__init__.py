@@ -14,15 +14,23 @@ correct value). The claims come from one module per part of the document:
     residual       §4 the skip addition, §6 projection shortcuts, §8 the gradient through a skip
     architectures  §3.5, §5-§8, §10, §12 whole ResNets: shapes, parameters, layers, paths
     training       §9 zero-initialised last BN, the learning-rate schedule
+
+Around them: ``causes`` traces every mismatch to one root cause (``group``), ``concepts`` lists the
+document's conceptual errors with their evidence, ``report`` renders the views (grouped, rows,
+JSON, docs/errata.md) and ``worksheet`` turns the claims into a "find the errors" exercise and
+grades it.
 """
 
 from . import architectures, conv1x1, counts, residual, training
+from .causes import ROOT_CAUSES, RootCause, group
 from .claim import Claim, check, parse_number
-from .report import errata, table, to_json
+from .concepts import CONCEPTS, Concept
+from .report import errata, grouped, table, to_json
 
 GROUPS = (conv1x1, counts, residual, architectures, training)
 
-__all__ = ["Claim", "GROUPS", "check", "errata", "parse_number", "table", "to_json", "verify_document"]
+__all__ = ["CONCEPTS", "Claim", "Concept", "GROUPS", "ROOT_CAUSES", "RootCause", "check", "errata", "group",
+           "grouped", "parse_number", "table", "to_json", "verify_document"]
 
 
 def section_key(section):

@@ -39,6 +39,7 @@ class Claim:
     note: str = ""
     expected: object = field(default=None, repr=False)
     value: object = field(default=None, repr=False)
+    tolerance: float = field(default=0, repr=False)          # the document's printed precision, for grading
 
     def as_dict(self):
         return {"id": self.id, "section": self.section, "claim": self.claim, "document": self.document,
@@ -147,7 +148,7 @@ def check(id, section, claim, document, value, expect=None, tolerance=None, note
     tolerance = default_tolerance if tolerance is None else tolerance
     match = agrees(expected, value, tolerance)
     return Claim(id, section, claim, document, fmt(value) if engine is None else engine, match, note,
-                 expected, value)
+                 expected, value, tolerance)
 
 
 def _looks_numeric(text):

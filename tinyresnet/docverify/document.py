@@ -8,8 +8,6 @@ Everything the document computes is recomputed by the engine in the claim module
 
 import numpy as np
 
-DOCUMENT = "../shared/seed/deep-convolutional-networks.md"
-
 
 def grid(*rows):
     """A 2-D array from rows written as the document prints them, e.g. grid("1 2 3", "4 5 6")."""
