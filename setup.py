@@ -20,7 +20,10 @@ setup(
         "gpu": ["cupy-cuda12x[ctk]>=14.0"],
         # ONNX export (tinyresnet.onnx, `tinyresnet export`); onnxruntime checks the exported graph
         "onnx": ["onnx>=1.14", "onnxruntime>=1.16"],
-        "test": ["pytest>=7", "hypothesis>=6", "ruff>=0.5", "jupytext>=1.14", "onnx>=1.14", "onnxruntime>=1.16"],
+        # the tutorials as notebooks and the course site (python -m tinyresnet.course.site build)
+        "course": ["jupytext>=1.14", "nbclient>=0.7", "nbconvert>=7", "ipykernel>=6", "selenium>=4.10"],
+        "test": ["pytest>=7", "hypothesis>=6", "ruff>=0.5", "jupytext>=1.14", "onnx>=1.14", "onnxruntime>=1.16",
+                 "nbclient>=0.7", "nbconvert>=7", "ipykernel>=6", "selenium>=4.10"],
         "torch": ["torch==2.13.0"],
     },
     entry_points={"console_scripts": ["tinyresnet=tinyresnet.cli:main"]},

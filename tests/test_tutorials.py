@@ -1,9 +1,11 @@
-"""The numbered tutorials: each runs with --quick, writes its figures and numbers, and reads as a notebook.
+"""The numbered tutorials: each executes as a notebook in quick mode, shows its figures inline, writes them
+to its output folder, and reads as a lesson (opening, claims, predictions, exercises).
 
-Every tutorial runs once, as a subprocess (as a user would start it), into a temporary folder; the
-tests then look at what it wrote. The numbers checked here are the ones a quick run must already get
-exactly right (counts, identities, gradient checks); the training results of a quick run are not
-meaningful and are not checked.
+All tutorials run once per session, as notebooks (jupytext + nbclient, as `jupyter nbconvert --execute`
+would), two at a time (TINYRESNET_TEST_WORKERS to change it), into a temporary folder; the tests then look
+at the executed notebooks and at what each run wrote. One tutorial also runs as a script, to check the
+command-line path. The numbers checked are the ones a quick run must already get exactly right (counts,
+identities, gradient checks); quick training results are not meaningful and are not checked.
 """
 
 import json
@@ -11,6 +13,8 @@ import os
 import re
 import subprocess
 import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -19,70 +23,97 @@ ROOT = Path(__file__).resolve().parents[1]
 TUTORIALS = ROOT / "tutorials"
 SCRIPTS = sorted(TUTORIALS.glob("[0-9][0-9]_*.py"))
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
-
-FIGURES = {
-    "01_degradation": ["figure1_plain.png", "figure6_plain_vs_resnet.png"],
-    "02_skip_connections": ["identity_error.png", "block_corrections.png"],
-    "03_one_by_one_convolutions": ["rgb_example.png", "params_3x3_vs_1x1.png"],
-    "04_bottleneck": ["basic_vs_bottleneck.png", "macs_per_layer.png"],
-    "05_gradient_flow": ["gradient_norms.png", "first_over_last.png"],
-    "06_architectures": ["resnet_family.png", "per_stage.png"],
-    "07_training_recipe": ["recipe_ablations.png"],
-    "08_variants": ["small_variants_training.png", "full_size_variants.png"],
-    "09_ensemble_view": ["delete_one_block.png", "delete_k_blocks.png"],
-    "10_backprop_by_hand": ["block_graph.png", "forward_backward_arrays.png"],
-}
+FIGURE_CALL = re.compile(r"save_figure\([^)]*?\"([^\"]+\.png)\"")
 
 
-def test_there_are_ten_numbered_tutorials():
-    assert [s.name[:2] for s in SCRIPTS] == [f"{i:02d}" for i in range(1, 11)]
-    assert sorted(s.stem for s in SCRIPTS) == sorted(FIGURES)
+def figures_of(script):
+    """The PNG names a tutorial declares: the literal names of its ``save_figure`` calls."""
+    return FIGURE_CALL.findall(script.read_text(encoding="utf-8"))
 
 
-_runs = {}
+def test_there_are_the_ten_original_tutorials_and_each_declares_figures():
+    numbers = [s.name[:2] for s in SCRIPTS]
+    assert numbers[:10] == [f"{i:02d}" for i in range(1, 11)] and numbers == sorted(set(numbers))
+    for script in SCRIPTS:
+        assert figures_of(script), f"{script.name} saves no figure with _common.save_figure(fig, args, 'x.png')"
 
 
-def run_quick(stem, tmp_path_factory):
-    """Run ``tutorials/<stem>.py --quick`` once per test session; return (process, output folder)."""
-    if stem not in _runs:
-        out = tmp_path_factory.mktemp(stem)
-        env = dict(os.environ, MPLBACKEND="Agg", PYTHONIOENCODING="utf-8")
-        for name in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
-            env.setdefault(name, "1")
-        proc = subprocess.run([sys.executable, str(TUTORIALS / f"{stem}.py"), "--quick", "--out", str(out)],
-                              cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-        _runs[stem] = (proc, out)
-    return _runs[stem]
+@pytest.fixture(scope="session")
+def executed(tmp_path_factory):
+    """{stem: (notebook or the exception, its output folder, seconds)} for every tutorial, run as a notebook."""
+    pytest.importorskip("nbclient", reason="notebook execution needs nbclient: pip install -e '.[test]'")
+    pytest.importorskip("ipykernel", reason="notebook execution needs ipykernel: pip install -e '.[test]'")
+    from tinyresnet.course.notebook import execute_tutorial
+
+    base = tmp_path_factory.mktemp("notebooks")
+
+    def run(script):
+        started = time.perf_counter()
+        try:
+            result = execute_tutorial(script, base, quick=True, timeout=300)
+        except Exception as error:          # reported by the test of that tutorial
+            result = error
+        return script.stem, (result, base / script.stem, time.perf_counter() - started)
+
+    workers = int(os.environ.get("TINYRESNET_TEST_WORKERS", "2"))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        runs = dict(pool.map(run, SCRIPTS))
+    print("\nnotebook runs (s): " + ", ".join(f"{stem[:2]} {secs:.0f}" for stem, (_, _, secs) in runs.items()))
+    return runs
 
 
-@pytest.mark.parametrize("stem", sorted(FIGURES))
-def test_tutorial_runs_quick_and_writes_its_figures(stem, tmp_path_factory):
-    proc, out = run_quick(stem, tmp_path_factory)
-    assert proc.returncode == 0, f"{stem}.py --quick failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
-    for name in FIGURES[stem]:
+def notebook_of(stem, executed):
+    notebook, out, _ = executed[stem]
+    if isinstance(notebook, Exception):
+        pytest.fail(f"{stem} failed as a notebook:\n{str(notebook)[-3000:]}")
+    return notebook, out
+
+
+@pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.stem)
+def test_tutorial_executes_as_a_notebook_with_inline_figures(script, executed):
+    from tinyresnet.course.notebook import count_images
+
+    notebook, out = notebook_of(script.stem, executed)
+    names = figures_of(script)
+    for name in names:
         data = (out / name).read_bytes()
-        assert data.startswith(PNG_SIGNATURE) and len(data) > 2000, f"{stem}: {name} is not a drawn PNG"
-        assert f"[figure] {out / name}" in proc.stdout           # the script says where it put it
+        assert data.startswith(PNG_SIGNATURE) and len(data) > 2000, f"{script.stem}: {name} is not a drawn PNG"
+    shown = count_images(notebook)
+    assert shown >= len(names), f"{script.stem}: {shown} figures shown inline, {len(names)} saved ({names})"
     printed = (out / "output.txt").read_text(encoding="utf-8")
-    assert printed.strip() and printed.splitlines()[0].startswith(f"{stem} (quick run")
+    assert printed.splitlines()[0].startswith(f"{script.stem} (quick run")
     json.loads((out / "results.json").read_text(encoding="utf-8"))
 
 
-def results_of(stem, tmp_path_factory):
-    proc, out = run_quick(stem, tmp_path_factory)
+def test_the_script_path_still_works(tmp_path):
+    """The same tutorial, started as a script with the old command line, writes the same files."""
+    script = TUTORIALS / "03_one_by_one_convolutions.py"
+    env = dict(os.environ, MPLBACKEND="Agg", PYTHONIOENCODING="utf-8", TINYRESNET_QUICK="")
+    proc = subprocess.run([sys.executable, str(script), "--quick", "--out", str(tmp_path)], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.startswith("03_one_by_one_convolutions (quick run")
+    for name in figures_of(script):
+        assert (tmp_path / name).read_bytes().startswith(PNG_SIGNATURE)
+        assert f"[figure] {tmp_path / name}" in proc.stdout
+    assert "[predict 03.rgb_pixel_1_0] no prediction yet" in proc.stdout
+    assert "course.solution('03.1')" in proc.stdout and "<details>" not in proc.stdout
+
+
+def results_of(stem, executed):
+    _, out = notebook_of(stem, executed)
     return json.loads((out / "results.json").read_text(encoding="utf-8"))
 
 
-def test_02_zero_init_blocks_are_exactly_the_identity(tmp_path_factory):
-    r = results_of("02_skip_connections", tmp_path_factory)
+def test_02_zero_init_blocks_are_exactly_the_identity(executed):
+    r = results_of("02_skip_connections", executed)
     assert r["zero_init_max_deviation_train"] == 0.0 and r["zero_init_max_deviation_eval"] == 0.0
     assert r["doc_y_max_error"] < 1e-12
     assert 0.8 < r["slope_plain"] < 1.2 and 1.8 < r["slope_residual"] < 2.2
 
 
-def test_03_finds_the_documents_fifteen_wrong_values(tmp_path_factory):
-    r = results_of("03_one_by_one_convolutions", tmp_path_factory)
+def test_03_finds_the_documents_fifteen_wrong_values(executed):
+    r = results_of("03_one_by_one_convolutions", executed)
     assert r["mismatch_count"] == 15
     wrong = {(m["example"].split(",")[0].split(" at")[0], tuple(m["index"])): m["engine"] for m in r["mismatches"]}
     assert wrong[("RGB 3→2", (0, 1, 0))] == pytest.approx(4.3)
@@ -92,31 +123,31 @@ def test_03_finds_the_documents_fifteen_wrong_values(tmp_path_factory):
     assert max(r["matmul_per_pixel_relative_difference"]["float64"].values()) < 1e-12
 
 
-def test_04_counts_the_bottleneck_saving(tmp_path_factory):
-    r = results_of("04_bottleneck", tmp_path_factory)
+def test_04_counts_the_bottleneck_saving(executed):
+    r = results_of("04_bottleneck", executed)
     basic, bottleneck = r["basic (3×3, 3×3)"], r["bottleneck (1×1, 3×3, 1×1)"]
     assert (basic["conv_params"], bottleneck["conv_params"]) == (1_179_648, 69_632)
     assert (basic["macs"], bottleneck["macs"]) == (3_699_376_128, 218_365_952)
     assert r["timings"]["basic (3×3, 3×3)"]["forward_s"] > 0
 
 
-def test_05_plain_gradients_are_unbalanced_and_residual_ones_are_not(tmp_path_factory):
-    r = results_of("05_gradient_flow", tmp_path_factory)["with_bn"]
+def test_05_plain_gradients_are_unbalanced_and_residual_ones_are_not(executed):
+    r = results_of("05_gradient_flow", executed)["with_bn"]
     for depth in (20, 56, 110):
         assert r[f"plain{depth}"]["first_over_last"] > r[f"resnet{depth}"]["first_over_last"]
     assert r["plain110"]["first_over_last"] > 1e3 > r["resnet110"]["first_over_last"]
     assert len(r["resnet56"]["block_grad_norms"]) == 27 and len(r["plain110"]["weight_grad_norms"]) == 109
 
 
-def test_06_the_table_of_architectures_agrees(tmp_path_factory):
-    r = results_of("06_architectures", tmp_path_factory)
+def test_06_the_table_of_architectures_agrees(executed):
+    r = results_of("06_architectures", executed)
     assert all(all(checks.values()) for checks in r["agreements"].values())
     assert r["measured"]["resnet50"]["params"] == 25_557_032
     assert r["measured"]["resnet152"]["macs"] == 11_513_626_624
 
 
-def test_10_hand_backward_matches_engine_and_finite_differences(tmp_path_factory):
-    r = results_of("10_backprop_by_hand", tmp_path_factory)
+def test_10_hand_backward_matches_engine_and_finite_differences(executed):
+    r = results_of("10_backprop_by_hand", executed)
     assert r["module_vs_steps"] == 0.0
     assert r["hand_vs_engine_max"] < 1e-12
     assert r["gradcheck_ok"] and r["gradcheck_max_rel_error"] < 1e-6
@@ -124,14 +155,57 @@ def test_10_hand_backward_matches_engine_and_finite_differences(tmp_path_factory
                                              "bn2.weight", "bn2.bias"])
 
 
+def test_predictions_are_checked_after_the_run_and_never_answered_before(executed):
+    """Each prediction prints the reminder before its experiment and a check after it, in that order."""
+    for script in SCRIPTS:
+        notebook, _ = notebook_of(script.stem, executed)
+        printed = "".join(out.get("text", "") for cell in notebook.cells if cell.cell_type == "code"
+                          for out in cell.get("outputs", []))
+        keys = re.findall(r"\[predict ([\w.]+)\] no prediction yet", printed)
+        for key in keys:
+            assert printed.index(f"[predict {key}]") < printed.index(f"[check {key}] measured"), key
+
+
+# ------------------------------------------------------------------------------------------ the lessons' shape
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.stem)
-def test_tutorial_is_a_percent_notebook(script):
+def test_tutorial_is_a_lesson(script):
     jupytext = pytest.importorskip("jupytext", reason="jupytext reads the tutorials as notebooks: pip install jupytext")
     notebook = jupytext.read(script)
     kinds = [cell.cell_type for cell in notebook.cells]
     assert kinds[0] == "markdown" and kinds.count("markdown") >= 3 and kinds.count("code") >= 3
-    number = script.name[:2]
-    assert notebook.cells[0].source.startswith(f"# {number} · ")
+    opening = notebook.cells[0].source
+    assert opening.startswith(f"# {script.name[:2]} · ")
+    assert "**What you will learn**" in opening and "**The claims tested here**" in opening, script.name
+    first_code = next(c.source for c in notebook.cells if c.cell_type == "code")
+    assert first_code.startswith("QUICK = None") and "quick=QUICK" in first_code, script.name
+    source = script.read_text(encoding="utf-8")
+    predicted = re.findall(r"course\.predict\(\s*\"([\w.]+)\"", source)
+    checked = re.findall(r"course\.check_prediction\(\s*\"([\w.]+)\"", source)
+    assert predicted, f"{script.name} has no prediction cell (course.predict)"
+    assert sorted(predicted) == sorted(set(predicted)) == sorted(set(checked)), (predicted, checked)
+    for key in predicted:                     # the check comes after the prediction
+        assert source.index(f'course.predict("{key}"') < source.index(f'course.check_prediction("{key}"')
+    assert re.search(r"course\.check_exercise\(\s*\"[\w.]+\"", source), f"{script.name} has no exercise"
+
+
+def test_every_exercise_a_tutorial_uses_exists():
+    from tinyresnet import course
+
+    for script in SCRIPTS:
+        source = script.read_text(encoding="utf-8")
+        own = set(re.findall(r"Exercise\(\s*(?:id=)?\"([\w.]+)\"", source))
+        for exercise_id in re.findall(r"course\.check_exercise\(\s*\"([\w.]+)\"", source):
+            assert exercise_id in course.EXERCISES or exercise_id in own, f"{script.name}: no exercise {exercise_id}"
+
+
+OUTSIDE = re.compile(r"https?://|\.\./shared|shared/seed|(?<![\w.~])/(?:work|home|tmp|root|usr|opt|mnt)/")
+
+
+def test_no_link_points_outside_the_repository():
+    sources = [*TUTORIALS.glob("*.py"), TUTORIALS / "README.md", *(ROOT / "tinyresnet" / "course").glob("*.py")]
+    for path in sources:
+        for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+            assert not OUTSIDE.search(line), f"{path.relative_to(ROOT)}:{number} points outside the repository: {line}"
 
 
 def test_readme_shows_every_tutorial_and_its_committed_figures():
@@ -139,9 +213,10 @@ def test_readme_shows_every_tutorial_and_its_committed_figures():
     for script in SCRIPTS:
         assert script.name in readme, f"tutorials/README.md does not mention {script.name}"
     links = re.findall(r"!\[[^\]]*\]\(([^)]+\.png)\)", readme)
-    assert len(links) >= len(SCRIPTS)
+    assert len(links) >= 10
     for link in links:
         assert (TUTORIALS / link).resolve().is_file(), f"tutorials/README.md shows {link}, which does not exist"
-    for stem, figures in FIGURES.items():
-        for name in figures:
-            assert (ROOT / "docs" / "results" / stem / name).is_file(), f"docs/results/{stem}/{name} is not committed"
+    for script in SCRIPTS[:10]:
+        for name in figures_of(script):
+            assert (ROOT / "docs" / "results" / script.stem / name).is_file(), \
+                f"docs/results/{script.stem}/{name} is not committed"

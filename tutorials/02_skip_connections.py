@@ -21,18 +21,37 @@
 # 2. the document's small examples (y = z₂ + x, and "slightly wrong weights") recomputed by the engine;
 # 3. how far the blocks of a *trained* ResNet-20 move away from the identity: ‖F(x)‖ / ‖x‖ per block.
 #
-# Run: `python tutorials/02_skip_connections.py [--quick] [--out DIR]`.
+# **What you will learn**
+# - why a residual block with a zero branch is exactly the identity, and how `zero_init_residual` uses it;
+# - how the gradient reaches the input of a block through the skip unchanged (∂(F + x)/∂x = I + ∂F/∂x);
+# - why imperfect weights hurt a residual pair less than a plain pair (error ∝ ε² against ε);
+# - how to measure how far trained blocks move from the identity.
+#
+# **The claims tested here**
+# - *A block learns a residual*: the ResNet paper (He et al., 2016, §3.1 and Eq. 1) writes a block as
+#   y = F(x) + x; if the identity were the best mapping, the solver only has to push F's weights to zero,
+#   which it argues is easier than fitting an identity with a stack of non-linear layers.
+# - *Zero-initialised residual branches*: setting the last BN's γ of every block to 0 (Goyal et al., 2017,
+#   §5.1) makes every block start as the identity.
+# - *Gradients through the skip*: the course text's worked example adds a hand-set 2×2×2 branch output z₂
+#   to an input x and states y = z₂ + x, with ∂y/∂x = 1 on every element.
+# - *Learned residuals are small*: the paper's Fig. 7 shows that the layer responses of residual nets
+#   have smaller standard deviations than those of plain nets.
+#
+# Run as a script: `python tutorials/02_skip_connections.py [--quick] [--out DIR]`; as a notebook: open it in
+# Jupyter with jupytext (set `QUICK = True` in the first cell, or start Jupyter with `TINYRESNET_QUICK=1`).
 
 # %%
+QUICK = None   # None: follow TINYRESNET_QUICK=1 or --quick; True: the small fast run; False: the full run
 import _common
 import numpy as np
 
 import tinyresnet as tr
+from tinyresnet import course, models, nn
 from tinyresnet import functional as F
-from tinyresnet import models, nn
 from tinyresnet.models import BasicBlock
 
-args = _common.setup("02_skip_connections", "Skip connections: a block with F(x) = 0 is the identity")
+args = _common.setup("02_skip_connections", "Skip connections: a block with F(x) = 0 is the identity", quick=QUICK)
 results = {}
 
 # %% [markdown]
@@ -43,6 +62,14 @@ results = {}
 # two terms of the block separately, F(x) and shortcut(x), and the block's own output. The first blocks
 # of stages 2 and 3 halve the map and double the channels; their shortcut (option A) keeps every second
 # pixel and pads zero channels, so for them "identity" means relu(shortcut(x)).
+#
+# **Predict.** With γ = 0 in every block's last BN, how far is a block's output from relu(shortcut(x)),
+# at most, over 64 digits and the 9 blocks? Pick one: "exactly 0", "about 1e-7" (float32 rounding),
+# "about 0.01" or "about 1".
+
+# %%
+my_prediction = None      # e.g. "about 1e-7"
+course.predict("02.zero_init_deviation", my_prediction, options=["exactly 0", "about 1e-7", "about 0.01", "about 1"])
 
 # %%
 x_batch, _ = _common.batch_of_digits(64, seed=args.seed)
@@ -100,6 +127,9 @@ rows_standard = measure_blocks(standard, x_batch)
 print("standard initialisation (γ = 1): ‖F(x)‖ / ‖x‖ per block =",
       " ".join(f"{r['relative_F']:.2f}" for r in rows_standard))
 results["init_relative_F_standard"] = [r["relative_F"] for r in rows_standard]
+worst = max(results["zero_init_max_deviation_train"], results["zero_init_max_deviation_eval"])
+course.check_prediction("02.zero_init_deviation", "exactly 0" if worst == 0 else "about 1e-7" if worst < 1e-5
+                        else "about 0.01" if worst < 0.1 else "about 1")
 
 # %% [markdown]
 # The deviation is exactly 0.0, not merely small: with γ = 0 and β = 0 the last BN outputs exact zeros,
@@ -160,6 +190,13 @@ results["doc_identity_example"] = {k: np.linalg.norm(v.numpy() - x_pair.numpy())
 # the average distance of H(x) from x over 200 draws. The plain pair's error grows like ε, the residual
 # pair's like ε² (its correction is a product of two small matrices): for ε = 0.01 the residual pair
 # is about a hundred times closer to the identity.
+#
+# **Predict.** On a log-log plot of the error against ε, the plain pair's line has slope 1. What slope
+# will the residual pair's line have? (A number; within 0.3 counts.)
+
+# %%
+my_prediction = None      # a number, e.g. 1.5
+course.predict("02.slope_residual", my_prediction, tolerance=0.3)
 
 # %%
 rng = np.random.default_rng(args.seed)
@@ -179,6 +216,7 @@ slope_plain = np.polyfit(np.log(epsilons), np.log(plain_err), 1)[0]
 slope_residual = np.polyfit(np.log(epsilons), np.log(residual_err), 1)[0]
 print(f"log-log slope of the error against ε: plain {slope_plain:.2f}, residual {slope_residual:.2f}")
 results.update(slope_plain=slope_plain, slope_residual=slope_residual)
+course.check_prediction("02.slope_residual", slope_residual)
 
 fig, ax = _common.plt.subplots(figsize=(5.2, 3.8))
 ax.loglog(epsilons, plain_err, "o-", label=f"plain: relu(W₂ relu(W₁x)), W ≈ I  (slope {slope_plain:.2f})")
@@ -194,6 +232,13 @@ _common.save_figure(fig, args, "identity_error.png")
 # We train ResNet-20 (with `zero_init_residual`) on the digits for a few epochs and measure, per block,
 # ‖F(x)‖ / ‖x‖ again, on the same 64 training digits, in evaluation mode. The paper (He et al. 2015,
 # Fig. 7) reports that the responses of residual branches are generally small; here is what our run gives.
+#
+# **Predict.** After training, what will the median ‖F(x)‖ / ‖x‖ over the 9 blocks be? (A number;
+# within a factor of 2 counts. At the start it is 0 with zero-init, and about 1 with γ = 1.)
+
+# %%
+my_prediction = None      # a number, e.g. 0.5
+course.predict("02.trained_median_F", my_prediction, factor=2)
 
 # %%
 train, test, normalize = _common.digits(quick=args.quick)
@@ -210,6 +255,7 @@ largest = trained_rows[int(np.argmax(ratios))]["block"]
 print(f"median {np.median(ratios):.2f}, largest {max(ratios):.2f} (block {largest})"
       f"; test error {100 * _common.last(history, 'test_err'):.2f}%")
 results.update(trained_relative_F=ratios, trained_test_err=_common.last(history, "test_err"), epochs=epochs)
+course.check_prediction("02.trained_median_F", float(np.median(ratios)))
 
 fig, ax = _common.plt.subplots(figsize=(7, 3.6))
 names = [r["block"] for r in trained_rows]
@@ -231,3 +277,20 @@ _common.save_results(args, results)
 # stays closer to the identity by a factor that grows as the error shrinks (error slope ≈ 2 against ≈ 1
 # on a log-log scale); after 8 epochs (5.85% test error in the committed run), every block's correction
 # is smaller than its input: ‖F(x)‖ / ‖x‖ between 0.20 and 0.43, median 0.30.
+
+# %% [markdown]
+# ## Exercise 02.1 · Zero-initialise by hand
+#
+# `zero_init_residual=True` does it for you. Write `zero_init(model)` that does it by hand for a standard
+# ResNet-20: set the γ (`weight`) of the *last* BN of every `BasicBlock` to zero and nothing else. The
+# engine builds a fresh ResNet-20, applies your function and checks that a block then returns its input
+# exactly and that no other BN changed. (Hint: `model.modules()`, `block.bn2.weight.data`.)
+
+# %%
+def zero_init(model):
+    ...                       # your code here
+
+
+answer = None                 # replace by zero_init once it is written
+course.check_exercise("02.1", answer)
+course.scoreboard()

@@ -18,17 +18,33 @@
 # line; then we check numerically that a 1×1 convolution *is* a matrix product per pixel, and count
 # parameters of 3×3 against 1×1 kernels.
 #
-# Run: `python tutorials/03_one_by_one_convolutions.py [--quick] [--out DIR]`.
+# **What you will learn**
+# - what a 1×1 convolution computes: one matrix product over the channels at every pixel;
+# - how to check a worked example by hand, and how the engine finds the values it gets wrong;
+# - why a 1×1 kernel holds 9× fewer weights than a 3×3 one, and where ResNets use that (the bottleneck).
+#
+# **The claims tested here**
+# - *1×1 convolutions mix channels, pixel by pixel*: used by Network in Network (Lin et al., 2014) and by the ResNet
+#   paper's bottleneck block (He et al., 2016, Fig. 5 right) to reduce and then restore the width.
+# - *The course text's worked examples* (restated in the code cells below, each array as the text gives it): an RGB
+#   3×3 image mixed to 2 channels by filters [0.5, 0.3, 0.2] and [0.1, 0.6, 0.3]; a 4-channel 4×4 input mixed to 2;
+#   a bottleneck that reduces 8 channels to 2 and expands them back; and the parameter counts Conv2d(256 → 128):
+#   294,912 weights for 3×3 against 32,768 for 1×1 (9×).
+#
+# Run: `python tutorials/03_one_by_one_convolutions.py [--quick] [--out DIR]`, or open it in Jupyter with
+# jupytext (quick: `QUICK = True` in the first cell, or start Jupyter with `TINYRESNET_QUICK=1`).
 
 # %%
+QUICK = None   # None: follow TINYRESNET_QUICK=1 or --quick; True: the small fast run; False: the full run
 import _common
 import numpy as np
 
 import tinyresnet as tr
+from tinyresnet import course, nn
 from tinyresnet import functional as F
-from tinyresnet import nn
 
-args = _common.setup("03_one_by_one_convolutions", "1×1 convolutions: the document's examples on the engine")
+args = _common.setup("03_one_by_one_convolutions", "1×1 convolutions: the document's examples on the engine",
+                     quick=QUICK)
 results = {"mismatches": []}
 
 
@@ -56,6 +72,14 @@ def compare(label, engine, document, atol=0.005):
 # ## The RGB example: 3 channels → 2 on a 3×3 image
 #
 # Input channels (red, green, blue) as in the document; filter 1 = [0.5, 0.3, 0.2], filter 2 = [0.1, 0.6, 0.3].
+# The red channel's rows are 1 2 3 / 4 5 6 / 7 8 9; green's are 4 5 6 / 7 8 9 / 1 2 3; blue's 7 8 9 / 1 2 3 / 4 5 6.
+#
+# **Predict.** Work out by hand the first output channel at row 1, column 0 (0.5·red + 0.3·green + 0.2·blue there).
+# A number; within 0.01 counts.
+
+# %%
+my_prediction = None      # a number, e.g. 6.1
+course.predict("03.rgb_pixel_1_0", my_prediction, tolerance=0.01)
 
 # %%
 rgb = np.array([[[1, 2, 3], [4, 5, 6], [7, 8, 9]],
@@ -67,6 +91,7 @@ document_rgb = np.array([[[3.1, 4.1, 5.1], [6.1, 7.1, 8.1], [9.1, 10.1, 11.1]],
                          [[4.6, 5.6, 6.6], [7.6, 8.6, 9.6], [1.6, 2.6, 3.6]]])
 print("engine, output channel 0:\n", rgb_out[0], "\nengine, output channel 1:\n", rgb_out[1])
 compare("RGB 3→2, all 18 outputs", rgb_out, document_rgb)
+course.check_prediction("03.rgb_pixel_1_0", float(rgb_out[0, 1, 0]))
 print(f"check by hand at (0,0): 0.5×1 + 0.3×4 + 0.2×7 = {0.5 * 1 + 0.3 * 4 + 0.2 * 7:g};"
       f" at (1,0): 0.5×4 + 0.3×7 + 0.2×1 = {0.5 * 4 + 0.3 * 7 + 0.2 * 1:g}")
 
@@ -142,6 +167,13 @@ results["matmul_per_pixel_relative_difference"] = differences
 # The document's scenario: 256 → 128 channels. A kernel has C·OC·KH·KW weights (bias=False, as before
 # a batch norm). We build the layers and count what they hold, and the document's PyTorch example
 # Conv2d(256, 64, 1) on a 56×56 map.
+#
+# **Predict.** How many times more weights does Conv2d(256, 128, 3×3) hold than Conv2d(256, 128, 1×1)? A number;
+# within 0.01 counts.
+
+# %%
+my_prediction = None      # a number
+course.predict("03.param_ratio", my_prediction, tolerance=0.01)
 
 # %%
 counts = {}
@@ -155,6 +187,7 @@ side = 28 if args.quick else 56
 out = reduce_layer(tr.Tensor(np.zeros((1, 256, side, side), dtype=np.float32)))
 print(f"Conv2d(256, 64, 1): {reduce_layer.num_parameters():,} parameters; {(1, 256, side, side)} → {out.shape}")
 results.update(params_3x3=counts["3x3"], params_1x1=counts["1x1"], reduce_params=reduce_layer.num_parameters())
+course.check_prediction("03.param_ratio", counts["3x3"] / counts["1x1"])
 
 # %% [markdown]
 # ## Figure: the RGB example, engine against document
@@ -205,3 +238,19 @@ _common.save_results(args, results)
 # bottleneck's reduce step (2.78, not 2.95); the expand and skip steps agree. A 1×1 convolution equals a
 # per-pixel matrix product to rounding error, through both the 1×1 and the im2col code paths. A 3×3
 # kernel holds 9× the parameters of a 1×1 kernel for the same channels (294,912 against 32,768).
+
+# %% [markdown]
+# ## Exercise 03.1 · A 1×1 convolution as one matrix product
+#
+# Write `conv1x1(x, weight)` in NumPy alone: x has shape (N, C, H, W), weight (OC, C); return the
+# (N, OC, H, W) output of the 1×1 convolution as ONE matrix product (move the channels last, flatten
+# the pixels, multiply, put the shape back). The engine compares it with its own `F.conv2d` on two shapes.
+
+# %%
+def conv1x1_as_matmul(x, weight):
+    ...                       # your code here
+
+
+answer = None                 # replace by conv1x1_as_matmul once it is written
+course.check_exercise("03.1", answer)
+course.scoreboard()

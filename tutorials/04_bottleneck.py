@@ -19,9 +19,23 @@
 # `tinyresnet.summary.summarize` (a forward pass with hooks), and time a forward + backward pass of each.
 # Does a 17× saving in arithmetic become a 17× saving in time on this engine?
 #
-# Run: `python tutorials/04_bottleneck.py [--quick] [--out DIR]`.
+# **What you will learn**
+# - how a bottleneck block (1×1 reduce, 3×3, 1×1 expand) cuts the weights and the arithmetic of a block;
+# - how to count parameters and multiply-accumulates (MACs) layer by layer with `tinyresnet.summary`;
+# - why fewer MACs do not give the same factor in time: memory traffic and small matrix products.
+#
+# **The claims tested here**
+# - *The bottleneck design*: the ResNet paper (He et al., 2016, §4.1 and Fig. 5) replaces the two 3×3 convolutions
+#   of a block by 1×1, 3×3, 1×1 in ResNet-50/101/152, saying it keeps the time complexity of the block while making
+#   the network deeper.
+# - *The course text's counts* on a 56×56 map with 256 channels: 1,179,648 against 69,632 convolution weights, and
+#   3,700M against 218.4M "FLOPs" (about 17× fewer of both); it also presents the saving as a speed-up.
+#
+# Run: `python tutorials/04_bottleneck.py [--quick] [--out DIR]`, or open it in Jupyter with
+# jupytext (quick: `QUICK = True` in the first cell, or start Jupyter with `TINYRESNET_QUICK=1`).
 
 # %%
+QUICK = None   # None: follow TINYRESNET_QUICK=1 or --quick; True: the small fast run; False: the full run
 import os
 import time
 
@@ -29,11 +43,12 @@ import _common
 import numpy as np
 
 import tinyresnet as tr
-from tinyresnet import nn
+from tinyresnet import course, nn
 from tinyresnet.models import BasicBlock, Bottleneck
 from tinyresnet.summary import summarize
 
-args = _common.setup("04_bottleneck", "Basic block against bottleneck at 56×56×256: parameters, MACs, time")
+args = _common.setup("04_bottleneck", "Basic block against bottleneck at 56×56×256: parameters, MACs, time",
+                     quick=QUICK)
 results = {}
 nn.manual_seed(args.seed)
 blocks = {"basic (3×3, 3×3)": BasicBlock(256, 256), "bottleneck (1×1, 3×3, 1×1)": Bottleneck(256, 64)}
@@ -44,6 +59,13 @@ blocks = {"basic (3×3, 3×3)": BasicBlock(256, 256), "bottleneck (1×1, 3×3, 1
 # `summarize` counts a convolution's multiply-accumulates (MACs) as N·OC·OH·OW·C·KH·KW and gives
 # BatchNorm, ReLU and the addition 0. The document's "FLOPs" are these MACs (one multiply and one add
 # each; counted as two operations they would be twice as many).
+#
+# **Predict.** How many times fewer MACs does the bottleneck need than the basic block on 56×56×256? A number;
+# within 10% counts.
+
+# %%
+my_prediction = None      # a number, e.g. 4
+course.predict("04.mac_ratio", my_prediction, rel_tolerance=0.1)
 
 # %%
 summaries = {}
@@ -64,6 +86,7 @@ print("the document: 1,179,648 against 69,632 weights; 3,700M against 218.4M FLO
 print(f"measured:     {basic['conv_params']:,} against {bottleneck['conv_params']:,} weights ({param_ratio:.2f}×); "
       f"{basic['macs'] / 1e6:,.1f}M against {bottleneck['macs'] / 1e6:,.1f}M MACs ({mac_ratio:.2f}×)")
 results.update(param_ratio=param_ratio, mac_ratio=mac_ratio)
+course.check_prediction("04.mac_ratio", mac_ratio)
 
 # %% [markdown]
 # ## Time: forward + backward on the engine
@@ -71,6 +94,14 @@ results.update(param_ratio=param_ratio, mac_ratio=mac_ratio)
 # One batch of `batch` random images, float32, training mode; each block is timed `repeats` times after
 # one warm-up run and we keep the median. The engine runs every convolution as one matrix product
 # (im2col for 3×3, a plain product for 1×1), on as many BLAS threads as OPENBLAS_NUM_THREADS allows.
+#
+# **Predict.** Will the bottleneck be faster in time by less than half the MAC ratio, by about the MAC ratio (half
+# to 1.2 times it), or by more?
+
+# %%
+my_prediction = None      # one of the options
+course.predict("04.time_speedup", my_prediction,
+               options=["less than half the MAC ratio", "about the MAC ratio", "more than the MAC ratio"])
 
 # %%
 batch = 1 if args.quick else 4
@@ -103,6 +134,8 @@ threads = os.environ.get("OPENBLAS_NUM_THREADS", "default")
 print(f"forward + backward: bottleneck {speedup:.1f}× faster than the basic block "
       f"(MACs: {mac_ratio:.1f}× fewer); BLAS threads: {threads}")
 results.update(timings=timings, time_speedup=speedup, timing_batch=batch, timing_side=side, blas_threads=threads)
+course.check_prediction("04.time_speedup", "less than half the MAC ratio" if speedup < mac_ratio / 2
+                        else "about the MAC ratio" if speedup <= 1.2 * mac_ratio else "more than the MAC ratio")
 
 # %% [markdown]
 # ## Figures
@@ -149,3 +182,31 @@ _common.save_results(args, results)
 # 218.4M. The BatchNorm layers add 1,024 and 768 parameters. In time, the bottleneck wins by less than
 # the MAC ratio: its 256-channel BatchNorm, ReLU and addition cost as much memory traffic as the basic
 # block's, and 1×1 convolutions are small matrix products that run below peak speed.
+
+# %% [markdown]
+# ## Exercise 04.1 · The MAC ratio by hand
+#
+# Compute, with a pencil or a few lines of Python, the basic block's MACs divided by the bottleneck's
+# on a 56×56 map with 256 channels (a convolution costs H·W·C_in·C_out·k·k MACs; BN, ReLU and the add
+# count 0). The engine counts both blocks with `summarize` and grades your number (0.1% tolerance).
+
+# %%
+answer = None                 # a number
+course.check_exercise("04.1", answer)
+
+# %% [markdown]
+# ## Exercise 04.2 · Measure the bottleneck's speed-up yourself
+#
+# Write `time_block(block, x)` that returns the seconds of ONE forward + backward pass of `block` on
+# `x` (clear the gradients first, sum the output, call backward). The engine checks that it returns a
+# plausible time and that the gradients were computed. Then use it on `blocks` above with a few
+# repeats and compare your speed-up with the MAC ratio: how far apart are they on your machine?
+
+# %%
+def time_block(block, x):
+    ...                       # your code here
+
+
+answer = None                 # replace by time_block once it is written
+course.check_exercise("04.2", answer)
+course.scoreboard()

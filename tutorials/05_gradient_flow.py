@@ -24,19 +24,35 @@
 # First with the networks as they are built (BatchNorm after every convolution, He initialisation),
 # then with BatchNorm removed, to see which part of the textbook argument applies to which network.
 #
-# Run: `python tutorials/05_gradient_flow.py [--quick] [--out DIR]`.
+# **What you will learn**
+# - how to record per-layer gradient norms with hooks and `retain_grad()`;
+# - what the chain rule predicts for deep plain networks, and what actually happens with BatchNorm;
+# - why the skip connections keep every layer's gradient within about one order of magnitude.
+#
+# **The claims tested here**
+# - *Vanishing gradients in deep plain nets*: the course text explains the degradation of plain networks by a
+#   product of per-layer factors that shrinks toward the input. The ResNet paper (He et al., 2016, §4.1) argues the
+#   opposite for its BN networks: it says the plain nets' forward signals and backward gradients do not vanish, and
+#   that their trouble is an optimisation difficulty.
+# - *The skip adds a path with factor 1*: with y = x + F(x), ∂L/∂x = ∂L/∂y · (1 + ∂F/∂x), so the gradient reaches
+#   earlier layers through the identity term (He et al., 2016, Identity Mappings, Eq. 5).
+#
+# Run: `python tutorials/05_gradient_flow.py [--quick] [--out DIR]`, or open it in Jupyter with
+# jupytext (quick: `QUICK = True` in the first cell, or start Jupyter with `TINYRESNET_QUICK=1`).
 
 # %%
+QUICK = None   # None: follow TINYRESNET_QUICK=1 or --quick; True: the small fast run; False: the full run
 import _common
 import numpy as np
 
 import tinyresnet as tr
+from tinyresnet import course, models, nn
 from tinyresnet import functional as F
-from tinyresnet import models, nn
 from tinyresnet.models import BasicBlock
 from tinyresnet.nn import BatchNorm2d, Conv2d, Identity
 
-args = _common.setup("05_gradient_flow", "Per-layer gradient norms at initialisation, plain against residual")
+args = _common.setup("05_gradient_flow", "Per-layer gradient norms at initialisation, plain against residual",
+                     quick=QUICK)
 depths = (20, 56, 110)
 batch = 16 if args.quick else 32
 side = 8 if args.quick else 32
@@ -51,6 +67,22 @@ print(f"one batch of {batch} digits of {side}×{side} pixels; cross-entropy loss
 #
 # A forward hook on every block calls `retain_grad()` on the block's output, so that after backward the
 # engine has kept ∂L/∂a for it, as it does for the weights.
+#
+# **Predict.** In plain-110 with BatchNorm, freshly initialised, what is ‖∂L/∂W‖ of the first convolution divided by
+# the last one's: much below 1 (the gradient vanishes toward the input), between 0.1 and 10, or much above 1 (it
+# explodes)?
+
+# %%
+my_prediction = None      # one of the options
+course.predict("05.plain110_ratio", my_prediction,
+               options=["much below 1 (vanishes)", "between 0.1 and 10", "much above 1 (explodes)"])
+
+# %% [markdown]
+# **Predict.** And for ResNet-110? A number; within a factor of 5 counts.
+
+# %%
+my_prediction = None      # a number, e.g. 1
+course.predict("05.resnet110_ratio", my_prediction, factor=5)
 
 # %%
 def without_batchnorm(model):
@@ -91,6 +123,10 @@ for key, batchnorm in (("with_bn", True), ("without_bn", False)):
             r["first_over_last"] = w[0] / w[-1]
             results[key][name] = r
             print(f"{name:<10} {r['loss']:>10.3g} {w[0]:>20.2e} {w[-1]:>10.2e} {r['first_over_last']:>11.2e}")
+course.check_prediction("05.resnet110_ratio", results["with_bn"]["resnet110"]["first_over_last"])
+plain = results["with_bn"]["plain110"]["first_over_last"]
+course.check_prediction("05.plain110_ratio", "much below 1 (vanishes)" if plain < 0.1 else "between 0.1 and 10"
+                        if plain <= 10 else "much above 1 (explodes)")
 
 # %% [markdown]
 # ## Figures
@@ -146,3 +182,19 @@ _common.save_results(args, results)
 #
 # So the document's picture of a product of per-layer factors is right, but on these networks the
 # problem it predicts for plain nets is an explosion, not a vanishing.
+
+# %% [markdown]
+# ## Exercise 05.1 · Measure the ratio yourself
+#
+# Write `first_over_last(model, x, y)`: one forward pass of the batch `x` (a NumPy array), the
+# cross-entropy against `y`, one backward, then ‖∂L/∂W‖ of the model's first `Conv2d` divided by its
+# last one's. The engine builds a plain-20 and compares your number with its own measurement.
+
+# %%
+def first_over_last(model, x, y):
+    ...                       # your code here
+
+
+answer = None                 # replace by first_over_last once it is written
+course.check_exercise("05.1", answer)
+course.scoreboard()

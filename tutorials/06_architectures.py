@@ -18,16 +18,31 @@
 # image through `summarize` and reports what it counts: parameters, multiply-accumulates, weighted
 # layers and the shape after each stage, beside the document's table.
 #
-# Run: `python tutorials/06_architectures.py [--quick] [--out DIR]`.
+# **What you will learn**
+# - the common plan of ResNet-18 to 152: stem, four stages that halve the map and double the width, pooling, fc;
+# - how to count parameters and MACs of a whole network and read its stage shapes from `summarize`;
+# - why ResNet-50 costs about as much as ResNet-34 although it has 16 more layers.
+#
+# **The claims tested here**
+# - *The family's table*: the ResNet paper (He et al., 2016, Table 1) lists, for ImageNet at 224×224, the blocks per
+#   stage ([2, 2, 2, 2], [3, 4, 6, 3], [3, 4, 6, 3], [3, 4, 23, 3], [3, 8, 36, 3]), basic blocks for 18 and 34
+#   layers and bottlenecks for 50, 101 and 152, the output of each stage (56×56 down to 7×7) and the FLOPs (1.8,
+#   3.6, 3.8, 7.6 and 11.3 ×10⁹).
+# - *The course text's table* gives their parameters (11.7M, 21.8M, 25.6M, 44.5M, 60.2M), the stage shapes, and
+#   ImageNet top-1 accuracies (69.8% … 78.3%), which we quote and do not measure.
+#
+# Run: `python tutorials/06_architectures.py [--quick] [--out DIR]`, or open it in Jupyter with
+# jupytext (quick: `QUICK = True` in the first cell, or start Jupyter with `TINYRESNET_QUICK=1`).
 
 # %%
+QUICK = None   # None: follow TINYRESNET_QUICK=1 or --quick; True: the small fast run; False: the full run
 import _common
 import numpy as np
 
-from tinyresnet import models, nn
+from tinyresnet import course, models, nn
 from tinyresnet.summary import summarize
 
-args = _common.setup("06_architectures", "ResNet-18 … 152: parameters, MACs and stage shapes")
+args = _common.setup("06_architectures", "ResNet-18 … 152: parameters, MACs and stage shapes", quick=QUICK)
 
 DOCUMENT = {  # §5's table; "top1" is ImageNet accuracy as the document states it (not measured here)
     "resnet18": {"blocks": [2, 2, 2, 2], "block": "Basic", "layers": 18, "params_m": 11.7, "top1": 69.8},
@@ -46,6 +61,13 @@ print("(the ImageNet top-1 column is the document's; training these networks is 
 
 # %% [markdown]
 # ## Build and measure
+#
+# **Predict.** ResNet-50 has 16 more layers than ResNet-34 and outputs 4× wider. How many times the MACs of
+# ResNet-34 does it need? A number; within 15% counts.
+
+# %%
+my_prediction = None      # a number, e.g. 2
+course.predict("06.resnet50_over_34_macs", my_prediction, rel_tolerance=0.15)
 #
 # "Layers" counts the convolutions and the fc layer on the main path (the 1×1 projection shortcuts are
 # not counted, as in the paper's names).
@@ -104,6 +126,7 @@ print(f"ResNet-50 has the stages of ResNet-34 ([3, 4, 6, 3]) with a 1×1-3×3-1�
       f"convolutions: 16 more layers and 4× wider outputs, for {param_ratio:.2f}× the parameters and "
       f"{mac_ratio:.2f}× the MACs")
 results.update(resnet50_over_34_params=param_ratio, resnet50_over_34_macs=mac_ratio)
+course.check_prediction("06.resnet50_over_34_macs", mac_ratio)
 
 # %% [markdown]
 # ## Figures
@@ -152,3 +175,16 @@ _common.save_results(args, results)
 # (11,689,512 · 21,797,672 · 25,557,032 · 44,549,160 · 60,192,808, all rounding to the document's
 # values) and the stage shapes. The multiply-accumulates per 224×224 image are 1.81, 3.66, 4.09, 7.80
 # and 11.51 G. The accuracy column is quoted from the document, not measured.
+
+# %% [markdown]
+# ## Exercise 06.1 · Count ResNet-18's parameters by hand
+#
+# Write down ResNet-18's parameter count for a 100-class head (3-channel input): a 7×7 stem of 64
+# channels with its BN, four stages of two basic blocks (64, 128, 256, 512 channels; each BN has γ
+# and β; the first block of stages 2-4 has a 1×1 projection shortcut with a BN), and a 512 → 100
+# fc layer with bias. The engine builds the network and compares (it must be exact).
+
+# %%
+answer = None                 # a number
+course.check_exercise("06.1", answer)
+course.scoreboard()

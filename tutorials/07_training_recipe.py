@@ -28,17 +28,33 @@
 # baseline with four seeds (two in the quick run): the spread of those four runs is the noise against
 # which the other differences should be read. The variants use the first seed.
 #
-# Run: `python tutorials/07_training_recipe.py [--quick] [--out DIR] [--seed N]`.
+# **What you will learn**
+# - the ResNet training recipe, ingredient by ingredient, and how to run a controlled ablation;
+# - why several seeds are needed before calling a difference real (the noise floor of a small test set);
+# - how a learning-rate schedule with warm-up is written (the paper's ResNet-110 recipe).
+#
+# **The claims tested here**
+# - *The recipe*: the ResNet paper (He et al., 2016, §3.4 and §4.2) trains with SGD, momentum 0.9, weight decay
+#   1e-4, learning rate 0.1 divided by 10 at fixed points (for CIFAR: at 32k and 48k of 64k iterations), random
+#   crops and flips, He initialisation (He et al., 2015) and BN after every convolution; for ResNet-110 it warms up
+#   at 0.01 until the training error is below about 80% (about 400 iterations).
+# - *The course text's advice*: prefer SGD over Adam, never skip data augmentation, and start the last BN of every
+#   block at γ = 0 (Goyal et al., 2017).
+#
+# Run: `python tutorials/07_training_recipe.py [--quick] [--out DIR]`, or open it in Jupyter with
+# jupytext (quick: `QUICK = True` in the first cell, or start Jupyter with `TINYRESNET_QUICK=1`).
 
 # %%
+QUICK = None   # None: follow TINYRESNET_QUICK=1 or --quick; True: the small fast run; False: the full run
 import _common
 import numpy as np
 
-from tinyresnet import models, nn
+from tinyresnet import course, models, nn
 from tinyresnet.nn import Conv2d, init
 from tinyresnet.optim import Adam
 
-args = _common.setup("07_training_recipe", "SGD vs Adam, augmentation, initialisation, zero-init BN: short runs")
+args = _common.setup("07_training_recipe", "SGD vs Adam, augmentation, initialisation, zero-init BN: short runs",
+                     quick=QUICK)
 train, test, normalize = _common.digits(quick=args.quick, train_size=192 if args.quick else None)
 epochs = 2 if args.quick else 15
 print(f"ResNet-20 on {len(train)} training and {len(test)} test digits, {epochs} epochs per run, batch 64")
@@ -55,6 +71,13 @@ RUNS = {
 
 # %% [markdown]
 # ## One function, five variations
+#
+# **Predict.** Of the four changes (Adam, no augmentation, naive init, no zero-init), how many will end with a final
+# test error outside the range of the baseline's seeds? A whole number from 0 to 4.
+
+# %%
+my_prediction = None      # a number, e.g. 3
+course.predict("07.changes_outside_noise", my_prediction, tolerance=0.5)
 
 # %%
 def run(label, optimizer="sgd", augment=True, init_mode="he", zero_init=True, seed=args.seed):
@@ -106,6 +129,7 @@ for label in ("Adam", "no augmentation", "naive init", "no zero-init"):
     verdicts[label] = "inside" if inside else "below" if wrong[label] < low else "above"
     print(f"{label:<16} {wrong[label]:>3} wrong ({100 * wrong[label] / n_test:.2f}%): "
           + ("inside the baseline's seed range" if inside else f"{verdicts[label]} the baseline's seed range"))
+course.check_prediction("07.changes_outside_noise", sum(v != "inside" for v in verdicts.values()))
 _common.save_results(args, {"epochs": epochs, "summary": summary, "test_images_wrong": wrong,
                             "baseline_range": [low, high], "verdicts": verdicts, "histories": histories})
 
@@ -148,3 +172,20 @@ _common.save_figure(fig, args, "recipe_ablations.png")
 #
 # The document's advice comes from ImageNet-scale training; this experiment does not contradict it, it
 # shows that on a small problem with a short budget these choices are within the noise.
+
+# %% [markdown]
+# ## Exercise 07.1 · The ResNet-110 schedule as a function
+#
+# Write `lr(step)` for the paper's CIFAR schedule with warm-up, counted in iterations: 0.01 for the
+# first 400 steps, then 0.1, divided by 10 at step 32,000 and again at 48,000 (training stops at
+# 64,000). The engine checks it at the steps where the rate changes. Then try it: does ResNet-56
+# without zero-init train better here with a warm-up (tutorial 01)?
+
+# %%
+def lr(step):
+    ...                       # your code here
+
+
+answer = None                 # replace by lr once it is written
+course.check_exercise("07.1", answer)
+course.scoreboard()

@@ -25,19 +25,35 @@
 # counterparts. Part 2 trains small versions of each on the digits (the full-size ones are far too big
 # for 1,438 images of 8×8 and for a CPU budget of minutes) with the same recipe and budget.
 #
-# Run: `python tutorials/08_variants.py [--quick] [--out DIR] [--seed N]`.
+# **What you will learn**
+# - what grouped convolutions (ResNeXt), width (Wide ResNet) and concatenation (DenseNet) change in a block;
+# - how to compare architectures by parameters, MACs and time, not by one name;
+# - why a short run on one seed cannot rank architectures whose errors differ by a few images.
+#
+# **The claims tested here**
+# - *ResNeXt* (Xie et al., 2017, Table 1): ResNeXt-50 32×4d splits the bottleneck's 3×3 convolution into 32 groups
+#   and matches ResNet-50's budget: 25.0M against 25.5M parameters, 4.2 against 4.1 GFLOPs.
+# - *Wide ResNet* (Zagoruyko and Komodakis, 2016, Table 5): WRN-28-10, 28 layers 10× wider than the CIFAR ResNets,
+#   has 36.5M parameters.
+# - *DenseNet* (Huang et al., 2017): each layer receives the concatenation of all earlier maps of its block;
+#   DenseNet-121 reaches ResNet-50's accuracy with far fewer parameters (about 8M).
+#
+# Run: `python tutorials/08_variants.py [--quick] [--out DIR]`, or open it in Jupyter with
+# jupytext (quick: `QUICK = True` in the first cell, or start Jupyter with `TINYRESNET_QUICK=1`).
 
 # %%
+QUICK = None   # None: follow TINYRESNET_QUICK=1 or --quick; True: the small fast run; False: the full run
 import _common
 import numpy as np
 
 import tinyresnet as tr
+from tinyresnet import course, models, nn
 from tinyresnet import functional as F
-from tinyresnet import models, nn
 from tinyresnet.models import Bottleneck, DenseNet, ResNet, WideResNet
 from tinyresnet.summary import summarize
 
-args = _common.setup("08_variants", "ResNeXt, Wide ResNet and DenseNet: size, cost and a short training run")
+args = _common.setup("08_variants", "ResNeXt, Wide ResNet and DenseNet: size, cost and a short training run",
+                     quick=QUICK)
 results = {}
 
 # %% [markdown]
@@ -67,6 +83,13 @@ results["grouped_vs_blockdiagonal"] = float(np.abs(grouped - ungrouped).max())
 
 # %% [markdown]
 # ## Part 1: the full-size models
+#
+# **Predict.** How many times ResNet-50's parameters does DenseNet-121 have (0.5 would be half)? A number; within a
+# factor of 1.5 counts.
+
+# %%
+my_prediction = None      # a number, e.g. 0.8
+course.predict("08.densenet_over_resnet50", my_prediction, factor=1.5)
 
 # %%
 PAIRS = [("resnet50", "resnext50_32x4d", (3, 224, 224)), ("resnet110", "wide_resnet28_10", (3, 32, 32)),
@@ -84,6 +107,8 @@ for base, variant, shape in PAIRS:
           f"{b['params']:>12,} {b['macs'] / 1e9:>6.2f} GMACs   (input {shape[1]}×{shape[2]}; "
           f"×{v['params'] / b['params']:.2f} parameters, ×{v['macs'] / b['macs']:.2f} MACs)")
 results["full_size"] = {f"{n}@{s[1]}": v for (n, s), v in sizes.items()}
+course.check_prediction("08.densenet_over_resnet50",
+                        sizes[("densenet121", (3, 224, 224))]["params"] / sizes[("resnet50", (3, 224, 224))]["params"])
 
 # %% [markdown]
 # ## Part 2: small versions, trained on the digits
@@ -93,12 +118,20 @@ results["full_size"] = {f"{n}@{s[1]}": v for (n, s), v in sizes.items()}
 # | name | what it is |
 # | --- | --- |
 # | ResNet-20 | the CIFAR ResNet: basic blocks, 16/32/64 channels |
-# | bottleneck ResNet-20 | 3 stages of 2 bottleneck blocks (1×1, 3×3, 1×1), bottleneck 16/32/64, outputs 64/128/256 |
+# | bottleneck ResNet-20 | 3 stages of 2 bottleneck blocks (1×1, 3×3, 1×1), bottleneck 16/32/64, outputs 64/128/256
+# |
 # | ResNeXt-20 (8×16d) | the same with the 3×3 twice as wide (32/64/128) but split in 8 groups |
 # | WRN-16-2 | a Wide ResNet of 16 layers, twice the CIFAR widths (32/64/128), pre-activation blocks |
 # | DenseNet (k=12) | 3 dense blocks of 4 layers (BN-ReLU-1×1-BN-ReLU-3×3), growth 12, transitions halve the width |
 #
 # All use the same recipe as tutorial 01 (SGD, lr 0.1 with the step schedule, one-pixel shifts).
+#
+# **Predict.** Which of the five small networks will take the longest to train (the same epochs for all)?
+
+# %%
+SMALL_NAMES = ("ResNet-20", "bottleneck ResNet-20", "ResNeXt-20 (8×16d)", "WRN-16-2", "DenseNet (k=12)")
+my_prediction = None      # one of SMALL_NAMES
+course.predict("08.slowest_small", my_prediction, options=list(SMALL_NAMES))
 
 # %%
 SMALL = {
@@ -129,6 +162,7 @@ for name, r in small.items():
     print(f"{name:<22} {r['params']:>11,} {r['macs']:>11,} {r['final_loss']:>11.4f} "
           f"{100 * r['final_test_err']:>16.2f}% {100 * r['best_test_err']:>6.2f}% {r['time_s']:>5.0f}s")
 results["small"] = small
+course.check_prediction("08.slowest_small", max(small, key=lambda n: small[n]["time_s"]))
 _common.save_results(args, results)
 
 # %% [markdown]
@@ -181,3 +215,15 @@ _common.save_figure(fig, args, "full_size_variants.png")
 #   differences are in the training loss (WRN-16-2, with 2.6× the parameters of ResNet-20, fits fastest:
 #   0.025 against 0.048) and in the cost (DenseNet's many small concatenations and convolutions make it
 #   the slowest per epoch although it has the fewest parameters).
+
+# %% [markdown]
+# ## Exercise 08.1 · The weights of a grouped convolution
+#
+# How many weights does `Conv2d(128, 128, 3, padding=1, groups=32, bias=False)` hold? (Each output
+# channel is connected to the input channels of its own group only.) The engine builds the layer
+# and compares.
+
+# %%
+answer = None                 # a number
+course.check_exercise("08.1", answer)
+course.scoreboard()

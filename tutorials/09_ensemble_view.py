@@ -32,19 +32,34 @@
 # The networks stay in evaluation mode throughout: the BN layers keep the statistics they learned with
 # every block in place.
 #
-# Run: `python tutorials/09_ensemble_view.py [--quick] [--out DIR] [--seed N]`.
+# **What you will learn**
+# - the unrolled view of a ResNet: 2ⁿ paths through n blocks, of every length from 0 to n;
+# - how to run a lesion study with forward hooks that replace a block's output;
+# - why deleting a block hurts a ResNet little and a plain network completely.
+#
+# **The claims tested here**
+# - *Residual networks behave like ensembles of shallow paths* (Veit, Wilber and Belongie, 2016, Fig. 3 and Fig.
+#   5a): deleting one block of a trained ResNet barely changes its test error, deleting one layer of a trained plain
+#   network (VGG) brings it to chance, and deleting several blocks degrades a ResNet smoothly.
+# - *The course text's unrolled view*: n residual blocks give 2ⁿ paths from input to output, since each block is
+#   either passed through or skipped.
+#
+# Run: `python tutorials/09_ensemble_view.py [--quick] [--out DIR]`, or open it in Jupyter with
+# jupytext (quick: `QUICK = True` in the first cell, or start Jupyter with `TINYRESNET_QUICK=1`).
 
 # %%
+QUICK = None   # None: follow TINYRESNET_QUICK=1 or --quick; True: the small fast run; False: the full run
 import _common
 import numpy as np
 
+from tinyresnet import course, models, nn
 from tinyresnet import functional as F
-from tinyresnet import models, nn
 from tinyresnet.data import DataLoader
 from tinyresnet.models import BasicBlock
 from tinyresnet.training.metrics import evaluate
 
-args = _common.setup("09_ensemble_view", "Lesion study: delete blocks from trained plain and residual networks")
+args = _common.setup("09_ensemble_view", "Lesion study: delete blocks from trained plain and residual networks",
+                     quick=QUICK)
 train, test, normalize = _common.digits(quick=args.quick, train_size=192 if args.quick else None)
 epochs = 2 if args.quick else 16
 networks = ("plain20", "resnet20") if args.quick else ("plain20", "resnet20", "resnet56")
@@ -70,6 +85,21 @@ for name in networks:
 # A forward hook that returns a value replaces the module's output; that is how we delete a block
 # without touching the model: the hook ignores what the block computed and returns what the block
 # would return without its residual branch (or, for a plain block, its input).
+#
+# **Predict.** Deleting one block of the trained plain-20, what test accuracy (in %, averaged over the blocks that
+# can be deleted) will it keep? Within 15 points counts.
+
+# %%
+my_prediction = None      # a number in %, e.g. 80
+course.predict("09.plain20_one_deleted", my_prediction, tolerance=15)
+
+# %% [markdown]
+# **Predict.** And ResNet-20: how many points of test accuracy will it lose on average when one shape-keeping block
+# is deleted? Within 5 points counts.
+
+# %%
+my_prediction = None      # a number of points, e.g. 10
+course.predict("09.resnet20_drop", my_prediction, tolerance=5)
 
 # %%
 def blocks_of(model):
@@ -121,6 +151,10 @@ for name, model in trained.items():
     single[name]["mean_drop_shape_keeping"] = float(full - np.mean(keep_shape))
     print(f"    deleting one shape-keeping block costs {100 * (full - np.mean(keep_shape)):.2f} points on average "
           f"(worst {100 * (full - min(keep_shape)):.2f})")
+
+plain_kept = [r["accuracy"] for r in single["plain20"]["rows"] if r["accuracy"] is not None]
+course.check_prediction("09.plain20_one_deleted", 100 * float(np.mean(plain_kept)))
+course.check_prediction("09.resnet20_drop", 100 * single["resnet20"]["mean_drop_shape_keeping"])
 
 # %% [markdown]
 # ## 3. Delete k blocks at once
@@ -192,3 +226,19 @@ _common.save_figure(fig, args, "delete_k_blocks.png")
 #
 # This is what Veit et al. found on CIFAR-10 and ImageNet: a trained ResNet behaves like a collection of
 # paths of many lengths, none of which it depends on alone.
+
+# %% [markdown]
+# ## Exercise 09.1 · Count the paths
+#
+# Write `paths_of_length(n, k)`: of the 2ⁿ paths through n residual blocks (each block taken or
+# skipped), how many go through exactly k blocks? The engine checks a few values and that they add
+# up to 2²⁷ for ResNet-56's 27 blocks. Which path length is the most common there?
+
+# %%
+def paths_of_length(n, k):
+    ...                       # your code here
+
+
+answer = None                 # replace by paths_of_length once it is written
+course.check_exercise("09.1", answer)
+course.scoreboard()

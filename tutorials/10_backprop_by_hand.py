@@ -23,19 +23,33 @@
 #
 # Everything runs in float64 so the comparisons are exact to about 1e-12.
 #
-# Run: `python tutorials/10_backprop_by_hand.py [--quick] [--out DIR]`.
+# **What you will learn**
+# - the forward pass of a basic block op by op, and the graph the engine records for it;
+# - the backward rules one line each: ReLU's mask, the addition's copy, batch norm's three terms, a convolution;
+# - how finite differences (`gradcheck`) confirm a hand-written backward independently.
+#
+# **The claims tested here**
+# - *The gradient splits at the skip*: for y = F(x) + x, ∂L/∂x = ∂L/∂y + (∂F/∂x)ᵀ ∂L/∂y: one part reaches x
+#   unchanged through the identity (He et al., 2016, Identity Mappings in Deep Residual Networks, Eq. 5), as the
+#   course text's §8 also states.
+# - *The course text's 4×4 two-channel input* (channel 0 rows 1 2 3 4 / 2 3 4 5 / …, channel 1 rows 5 6 7 8 / …) is
+#   used as the block's input; the weights are our own, seeded.
+#
+# Run: `python tutorials/10_backprop_by_hand.py [--quick] [--out DIR]`, or open it in Jupyter with
+# jupytext (quick: `QUICK = True` in the first cell, or start Jupyter with `TINYRESNET_QUICK=1`).
 
 # %%
+QUICK = None   # None: follow TINYRESNET_QUICK=1 or --quick; True: the small fast run; False: the full run
 import _common
 import numpy as np
 
 import tinyresnet as tr
+from tinyresnet import course, viz
 from tinyresnet import functional as F
-from tinyresnet import viz
 from tinyresnet.gradcheck import gradcheck
 from tinyresnet.models import BasicBlock
 
-args = _common.setup("10_backprop_by_hand", "Forward and backward of one residual block, step by step")
+args = _common.setup("10_backprop_by_hand", "Forward and backward of one residual block, step by step", quick=QUICK)
 np.set_printoptions(precision=3, suppress=True, linewidth=120)
 rng = np.random.default_rng(args.seed)
 results = {}
@@ -113,13 +127,22 @@ names = {"x": x, "conv1.weight": w1, "bn1.weight": g1, "bn1.bias": b1, "conv2.we
          "bn2.bias": b2, "out": out}
 print(viz.format_graph(out, names))
 fig = viz.draw_graph(out, names, title="autograd graph of one BasicBlock (x is used twice)")
-fig.savefig(f"{args.out}/block_graph.png", bbox_inches="tight", dpi=110)
-print(f"[figure] {args.out}/block_graph.png")
+_common.save_figure(fig, args, "block_graph.png")
 
 # %% [markdown]
 # ## 3. Backward: the engine, then by hand
 #
 # The engine's answer first: one call.
+#
+# **Predict.** The gradient reaching x is the sum of two parts: ∂L/∂y through the skip and the part through F. Which
+# will have the larger norm: the skip part, the F part, or about equal (within 10%)?
+
+# %%
+my_prediction = None      # one of the options
+course.predict("10.skip_vs_branch", my_prediction, options=["the skip part", "the F part", "about equal"])
+
+# %% [markdown]
+# The engine:
 
 # %%
 loss = (out * tr.tensor(R)).sum()
@@ -193,6 +216,9 @@ show("∂L/∂x = the sum", hand["x"])
 print(f"‖skip part‖ = {np.linalg.norm(dx_skip):.3f}, ‖F part‖ = {np.linalg.norm(dx_branch):.3f}, "
       f"‖total‖ = {np.linalg.norm(hand['x']):.3f}: ∂y/∂x = ∂F/∂x + 1, as §8 of the document says")
 results.update(norm_skip=np.linalg.norm(dx_skip), norm_branch=np.linalg.norm(dx_branch))
+ratio = np.linalg.norm(dx_skip) / np.linalg.norm(dx_branch)
+course.check_prediction("10.skip_vs_branch", "about equal" if 1 / 1.1 <= ratio <= 1.1 else "the skip part"
+                        if ratio > 1 else "the F part")
 
 # %% [markdown]
 # ## 4. Finite differences
@@ -249,3 +275,18 @@ _common.save_results(args, results)
 # backward equals the engine's gradients to about 1e-15 for all 13 arrays; `gradcheck` agrees with
 # both to a relative error of about 1e-10 or better for the input and all six weight tensors. The
 # gradient reaching x is the sum of the skip part (∂L/∂y, untouched) and the part through F.
+
+# %% [markdown]
+# ## Exercise 10.1 · The backward of the residual add and its ReLU
+#
+# Write `add_relu_backward(f, x, dout)` for out = relu(f + x): return the pair (∂L/∂f, ∂L/∂x through
+# the skip), given the arrays f, x and dout = ∂L/∂out. The engine compares both with its autograd.
+
+# %%
+def add_relu_backward(f, x, dout):
+    ...                       # your code here
+
+
+answer = None                 # replace by add_relu_backward once it is written
+course.check_exercise("10.1", answer)
+course.scoreboard()

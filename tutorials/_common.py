@@ -23,6 +23,7 @@ if "ipykernel" not in sys.modules:          # a script: draw off-screen; a noteb
     matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 
+from tinyresnet import course
 from tinyresnet.data import DataLoader, load_digits
 from tinyresnet.data import transforms as T
 from tinyresnet.optim import SGD, MultiStepLR
@@ -51,15 +52,26 @@ class _Tee:
         return getattr(self.stream, name)
 
 
-def setup(name, description):
+def setup(name, description, quick=None):
     """Parse ``--quick``, ``--out`` and ``--seed``; make the output folder; copy everything printed
-    into ``output.txt`` there. Returns the options (``args.quick``, ``args.out``, ``args.seed``)."""
+    into ``output.txt`` there. Returns the options (``args.quick``, ``args.out``, ``args.seed``).
+
+    In a notebook, set ``QUICK = True`` in the first cell and pass it as ``quick``, or start Jupyter
+    with ``TINYRESNET_QUICK=1``: quick is ``quick`` if not None, else ``--quick``, else that variable.
+    The output folder is ``--out``, else ``$TINYRESNET_OUT/<name>`` when that is set, else
+    ``runs/tutorials/<name>``.
+    """
     parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--quick", action="store_true", help="a small, fast version (about 10 s; the tests use it)")
-    parser.add_argument("--out", default=os.path.join("runs", "tutorials", name),
-                        help="folder for the figures, output.txt and results.json (default: %(default)s)")
+    parser.add_argument("--out", default=None,
+                        help=f"folder for the figures, output.txt and results.json (default: runs/tutorials/{name})")
     parser.add_argument("--seed", type=int, default=0, help="seed for the weights and the batches (default 0)")
-    args, _ = parser.parse_known_args()     # a notebook kernel passes its own arguments: ignore them
+    argv = [] if "ipykernel" in sys.modules else sys.argv[1:]      # a kernel's own arguments are not ours
+    args, _ = parser.parse_known_args(argv)
+    args.quick = course.quick_mode(quick, args.quick)
+    if args.out is None:
+        base = os.environ.get("TINYRESNET_OUT")
+        args.out = os.path.join(base, name) if base else os.path.join("runs", "tutorials", name)
     os.makedirs(args.out, exist_ok=True)
     if not isinstance(sys.stdout, _Tee):
         sys.stdout = _Tee(sys.stdout, os.path.join(args.out, "output.txt"))
@@ -69,9 +81,11 @@ def setup(name, description):
 
 
 def save_figure(fig, args, filename):
-    """Save ``fig`` as a PNG into the output folder, close it and return the path."""
+    """Save ``fig`` as a PNG into the output folder, show it inline when in a notebook, close it and
+    return the path. Saves: ``<args.out>/<filename>``."""
     path = os.path.join(args.out, filename)
     fig.savefig(path, bbox_inches="tight")
+    course.show_figure(fig)
     plt.close(fig)
     print(f"[figure] {path}")
     return path

@@ -344,12 +344,13 @@ def synthetic(num_samples=256, image_shape=(1, 8, 8), num_classes=10, noise=0.15
 
 
 # --------------------------------------------------------------------------- by name
-DATASETS = ("digits", "cifar10", "imagefolder", "synthetic")
+DATASETS = ("digits", "cifar10", "imagefolder", "synthetic", "shapes")
 
 
 def get_dataset(name, data_dir=None, image_size=None, channels=None):
     """``(train, test)`` for a dataset name: digits, cifar10 (from ``data_dir``), imagefolder
-    (``data_dir`` is the folder) or synthetic. An empty training or test set raises ValueError."""
+    (``data_dir`` is the folder), synthetic, or shapes (generated 32×32 colour shapes; ``image_size``
+    changes the size). An empty training or test set raises ValueError."""
     train, test = _load_by_name(name, data_dir, image_size, channels)
     for split, dataset in (("training", train), ("test", test)):
         if len(dataset) == 0:
@@ -371,4 +372,11 @@ def _load_by_name(name, data_dir, image_size, channels):
         return load_image_folder(data_dir, image_size or 32, channels or 3)
     if name == "synthetic":
         return synthetic(image_shape=(channels or 1, image_size or 8, image_size or 8))
+    if name == "shapes":
+        # imported here, not at the top: shapes.py imports ArrayDataset from this file
+        from .shapes import load_shapes
+
+        if channels not in (None, 3):
+            raise ValueError(f"the shapes dataset has 3 (RGB) channels, not {channels}; leave --channels out")
+        return load_shapes(image_size=image_size or 32)
     raise ValueError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
