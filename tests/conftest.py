@@ -42,3 +42,20 @@ def _settings_put_back():
         tinyresnet.use_kernels("fast")
         kernels.threads._set(1)
         pytest.fail(f"the test left the kernel tier and compute threads at {left}, not ('fast', 1)")
+
+
+@pytest.fixture(scope="session")
+def doc_claims():
+    """verify-doc's claims, computed once for the errata and worksheet tests."""
+    from tinyresnet.docverify import verify_document
+    return verify_document()
+
+
+@pytest.fixture(scope="module")
+def claims(doc_claims):
+    return doc_claims
+
+
+@pytest.fixture(scope="module")
+def by_id(doc_claims):
+    return {c.id: c for c in doc_claims}

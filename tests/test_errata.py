@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 
 from tinyresnet import cli
-from tinyresnet.docverify import ROOT_CAUSES, Claim, errata, group, grouped, speed, to_json, verify_document
+from tinyresnet.docverify import ROOT_CAUSES, Claim, errata, group, grouped, speed, to_json
 from tinyresnet.docverify import concepts as concepts_module
 from tinyresnet.docverify import document as doc
 from tinyresnet.docverify.causes import RootCause, cause_of
@@ -23,16 +23,6 @@ from tinyresnet.docverify.concepts import concepts
 
 ROOT = Path(__file__).resolve().parents[1]
 ERRATA = ROOT / "docs" / "errata.md"
-
-
-@pytest.fixture(scope="module")
-def claims():
-    return verify_document()
-
-
-@pytest.fixture(scope="module")
-def by_id(claims):
-    return {c.id: c for c in claims}
 
 
 # ---------------------------------------------------------------------------------------------- root causes

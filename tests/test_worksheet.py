@@ -9,18 +9,7 @@ import re
 import pytest
 
 from tinyresnet import cli
-from tinyresnet.docverify import verify_document
 from tinyresnet.docverify import worksheet as ws
-
-
-@pytest.fixture(scope="module")
-def claims():
-    return verify_document()
-
-
-@pytest.fixture(scope="module")
-def by_id(claims):
-    return {c.id: c for c in claims}
 
 
 def run_cli(*argv):
