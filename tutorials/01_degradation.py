@@ -291,3 +291,15 @@ _common.save_results(args, results)
 #   On 1,438 8×8 images a 20-layer net already fits the training set, so depth has little room to help.
 # * The earlier single-seed run at lr 0.1 (ResNet-56 at 71% training error) was the learning rate, not
 #   a failure of residual learning; zero-init (the document's §9 advice) or a smaller rate removes it.
+
+# %% [markdown]
+# ## Exercise 01.1 · The paper's budget in epochs
+#
+# The paper trains its CIFAR networks for 64,000 iterations with batches of 128 images, on 50,000
+# training images. How many epochs (passes over the training set) is that? Compare it with the 16
+# epochs above.
+
+# %%
+answer = None                 # replace by your number (an expression is fine)
+course.check_exercise("01.1", answer)
+course.scoreboard()

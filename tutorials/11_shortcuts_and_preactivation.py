@@ -171,3 +171,15 @@ _common.save_results(args, {"epochs": epochs, "seeds": seeds, "lr": 0.05, "train
 # * **Pre-activation came out best** (1.67%, 6 images) with the lowest training error, but its range
 #   overlaps A's and B's: a hint in the direction the pre-activation paper reports, not a measurement
 #   of it at 20 layers. That paper's gain was 0.24 points at 110 layers and grew with depth.
+
+# %% [markdown]
+# ## Exercise 11.1 · What option B costs
+#
+# Type-A shortcuts hold no weights. Type B projects with a 1×1 convolution and a BN only where the
+# shape changes. How many parameters do type-B shortcuts add to ResNet-20? Work it out by hand, then
+# compare with the counts printed above.
+
+# %%
+answer = None                 # replace by your number
+course.check_exercise("11.1", answer)
+course.scoreboard()

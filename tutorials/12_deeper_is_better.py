@@ -147,3 +147,19 @@ _common.save_results(args, {"epochs": epochs, "seeds": seeds, "lr": 0.02, "count
 #   ResNet-110's) but tests worse (7.93% against 6.43%) with 11× the parameters: overfitting, not
 #   degradation.
 # * (The "time per run" column measures a shared machine: ResNet-56's runs overlapped with other jobs.)
+
+# %% [markdown]
+# ## Exercise 12.1 · Count the parameters of any CIFAR ResNet
+#
+# Write `cifar_params(n)`: the parameters of the CIFAR ResNet with 6n + 2 layers (3 input channels, 10
+# classes, type-A shortcuts), from the layer shapes alone, without building the model. The checker
+# compares it with the engine's models for n = 3, 9 and 18, and prints ResNet-1202's count from yours.
+
+# %%
+def cifar_params(n):
+    ...                       # your code here
+
+
+answer = None                 # replace by cifar_params once it is written
+course.check_exercise("12.1", answer)
+course.scoreboard()

@@ -169,3 +169,14 @@ _common.save_results(args, results)
 #   the document says, but not as a special pull on "do-nothing" blocks, and in 368 steps even 1e-3 took
 #   them only about 20% of the way to zero. The test error was the same within one or two images
 #   (1.39–1.67%) for all three.
+
+# %% [markdown]
+# ## Exercise 13.1 · What weight decay alone does
+#
+# Plain SGD (no momentum) at lr 0.1 with weight decay 5e-4, on a weight of 1.0 that gets no gradient
+# from the loss: what is left of it after 1,000 steps? This pull is what the BN scales above feel.
+
+# %%
+answer = None                 # replace by your number (an expression is fine)
+course.check_exercise("13.1", answer)
+course.scoreboard()
