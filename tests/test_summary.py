@@ -93,3 +93,35 @@ def test_cli_errors(capsys):
     assert "unknown model 'resnet19'; known models: densenet121" in capsys.readouterr().out
     assert main(["summary", "resnet18", "--input", "224x224"]) == 2
     assert "give channels x height x width" in capsys.readouterr().out
+
+
+# --------------------------------------------------------------------------- the residual addition
+def test_each_block_shows_its_residual_add_where_the_skip_joins():
+    s = summarize(models.resnet20(), (3, 32, 32))
+    adds = [r for r in s.rows if r.type == "residual add"]
+    assert [r.name for r in adds] == [f"layer{i}.{j}.add" for i in (1, 2, 3) for j in range(3)]
+    names = [r.name for r in s.rows]
+    start = names.index("layer2.0")
+    assert names[start:start + 9] == ["layer2.0", "layer2.0.conv1", "layer2.0.bn1", "layer2.0.relu",
+                                       "layer2.0.conv2", "layer2.0.bn2", "layer2.0.downsample", "layer2.0.add",
+                                       "layer2.0.relu"]
+    rows = {r.name: r for r in s.rows}
+    assert rows["layer2.0.add"].output_shape == (1, 32, 16, 16) and rows["layer2.0.add"].depth == 3
+    assert all(r.params == 0 and r.macs == 0 for r in adds)
+    assert "layer3.2.add" in s.to_text() and "residual add" in s.to_text()
+
+
+def test_residual_add_rows_of_a_block_alone_and_of_networks_without_skips():
+    bneck = summarize(models.Bottleneck(64, 16), (64, 8, 8))
+    assert [r.name for r in bneck.rows][-2:] == ["add", "relu"]
+    from tinyresnet.models.wide import WideBasicBlock
+    wide = summarize(WideBasicBlock(16, 32, stride=2), (16, 8, 8))
+    assert wide.rows[-1].name == "add" and wide.rows[-1].output_shape == (1, 32, 4, 4)   # returns the sum
+    plain = summarize(models.PlainBlock(8, 8), (8, 4, 4))
+    assert not [r for r in plain.rows if r.type == "residual add"]
+
+
+def test_cli_shows_the_add(capsys):
+    assert main(["summary", "resnet18", "--input", "3x32x32", "--depth", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "layer1.0.add" in out and "residual add" in out

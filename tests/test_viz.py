@@ -132,3 +132,84 @@ def test_a_leaf_and_a_non_tensor():
     assert len(viz.trace(leaf).nodes) == 1
     with pytest.raises(TypeError, match="Tensor"):
         viz.trace(np.zeros(3))
+
+
+# --------------------------------------------------------------------------- collapsing by module
+@pytest.fixture(scope="module")
+def resnet20_loss():
+    nn.manual_seed(0)
+    model = models.resnet20(num_classes=10, in_channels=1)
+    x = tr.tensor(np.random.default_rng(0).standard_normal((2, 1, 8, 8)).astype(np.float32))
+    loss = F.cross_entropy(model(x), tr.tensor(np.array([1, 2])))
+    return model, x, loss
+
+
+def labels_in_order(graph):
+    return [n.label for n in graph.ops()]
+
+
+def test_collapse_depth_1_draws_the_stages_as_boxes(resnet20_loss):
+    model, x, loss = resnet20_loss
+    graph = viz.trace(loss, {"x": x}, collapse=model, depth=1)
+    assert labels_in_order(graph) == ["conv1: Conv2d", "bn1: BatchNorm2d", "relu: ReLU", "layer1: Sequential",
+                                      "layer2: Sequential", "layer3: Sequential", "avgpool: AdaptiveAvgPool2d",
+                                      "Reshape", "fc: Linear", "CrossEntropy"]
+    boxes = {n.label: n for n in graph.nodes.values() if n.kind == "module"}
+    assert boxes["layer2: Sequential"].shape == (2, 32, 4, 4)
+    assert not [n for n in graph.nodes.values() if n.kind == "param"]        # the weights are inside the boxes
+    assert [n.label for n in graph.nodes.values() if n.kind == "const"] == ["x"]            # the images
+    assert len(graph.edges) == 11                                            # one chain: x → ... → output
+
+
+def test_collapse_depth_2_draws_one_box_per_block(resnet20_loss):
+    model, x, loss = resnet20_loss
+    text = viz.format_graph(loss, {"x": x}, collapse=model, depth=2)
+    blocks = [line for line in text.splitlines() if ": BasicBlock" in line]
+    assert len(blocks) == 9
+    assert "layer2.0: BasicBlock([" in text and "-> (2, 32, 4, 4)" in blocks[3]
+
+
+def test_collapse_depth_3_keeps_the_residual_add_as_an_op_of_its_block(resnet20_loss):
+    model, x, loss = resnet20_loss
+    graph = viz.trace(loss, {"x": x}, collapse=model, depth=3)
+    labels = labels_in_order(graph)
+    assert labels.count("Add (layer1.0)") == 1 and sum(label.startswith("Add (") for label in labels) == 9
+    assert "layer1.0.conv1: Conv2d" in labels and labels.count("layer1.0.relu: ReLU") == 2   # a ReLU called twice
+    add = next(n for n in graph.nodes.values() if n.label == "Add (layer1.0)")
+    sources = sorted(graph.nodes[s].label for s, d, _, _ in graph.edges if d == add.key)
+    assert sources == ["layer1.0.bn2: BatchNorm2d", "relu: ReLU"]             # the branch and the skip
+
+
+def test_collapsed_resnet18_is_readable_and_draws(tmp_path):
+    nn.manual_seed(0)
+    model = models.resnet18(num_classes=10)
+    x = tr.tensor(np.random.default_rng(0).standard_normal((2, 3, 32, 32)).astype(np.float32))
+    out = model(x)
+    full = viz.trace(out)
+    graph = viz.trace(out, {"x": x}, collapse=model, depth=2)
+    assert len(full.ops()) > 60 and len(graph.ops()) == 15                   # stem 4, 8 blocks, pool, reshape, fc
+    path = tmp_path / "resnet18.png"
+    fig = viz.draw_graph(out, {"x": x}, collapse=model, depth=2, path=str(path))
+    assert path.read_bytes().startswith(PNG_SIGNATURE)
+    assert any(t.get_text().startswith("layer4.1: BasicBlock") for t in fig.axes[0].texts)
+
+
+def test_collapse_errors(resnet20_loss):
+    model, x, loss = resnet20_loss
+    with pytest.raises(ValueError, match="depth must be a whole number >= 1"):
+        viz.trace(loss, collapse=model, depth=0)
+    with pytest.raises(TypeError, match="collapse= takes the Module"):
+        viz.trace(loss, collapse="layer1")
+
+
+def test_hook_pass_through_ops_are_not_drawn():
+    nn.manual_seed(0)
+    block = models.BasicBlock(2, 2).double()
+    x = tr.tensor(np.random.default_rng(0).standard_normal((1, 2, 4, 4)), requires_grad=True)
+    names = {"x": x, **dict(block.named_parameters())}
+    plain = viz.format_graph(block(x), names)
+    block.register_full_backward_hook(lambda m, gin, gout: None)
+    from tinyresnet import trace
+    with trace.record(block):
+        hooked = block(x)
+    assert viz.format_graph(hooked, names) == plain

@@ -109,6 +109,64 @@ def _user_frame():
     return f"{frame.f_code.co_filename}:{frame.f_lineno}"
 
 
+class RemovableHandle:
+    """What ``register_hook`` and the module hook registrations return; ``.remove()`` unregisters the hook.
+
+    Also a context manager: ``with t.register_hook(fn): ...`` removes the hook when the block ends.
+    """
+
+    _next_id = 0
+
+    def __init__(self, hooks):
+        self.hooks, self.id = hooks, RemovableHandle._next_id
+        RemovableHandle._next_id += 1
+
+    def remove(self):
+        self.hooks.pop(self.id, None)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.remove()
+
+
+def _add_hook(owner, fn):
+    """Put ``fn`` in ``owner._hooks`` (a dict made on first use: nothing to check while none is registered)."""
+    if not callable(fn):
+        raise TypeError(f"register_hook needs a function fn(grad), got {type(fn).__name__} {fn!r}")
+    if "_hooks" not in vars(owner):
+        owner._hooks = {}
+    handle = RemovableHandle(owner._hooks)
+    owner._hooks[handle.id] = fn
+    return handle
+
+
+def _run_hooks(hooks, grad, what):
+    """Call each hook on ``grad`` in the order registered; a non-None result replaces the gradient."""
+    for fn in list(hooks.values()):
+        new = fn(grad)
+        if new is None:
+            continue
+        new = new.data if isinstance(new, Tensor) else get_array_module(grad).asarray(new)
+        if tuple(new.shape) != tuple(grad.shape):
+            raise RuntimeError(f"the hook {getattr(fn, '__name__', fn)!r} on {what} returned a gradient of shape "
+                               f"{tuple(new.shape)} for a gradient of shape {tuple(grad.shape)}; return an array of "
+                               f"the same shape (or None to keep the gradient)")
+        grad = new if new.dtype == grad.dtype else new.astype(grad.dtype)
+    return grad
+
+
+_HELD_FOR_HOOKS = {}   # id(leaf) -> (leaf, gradient summed so far in this backward), for leaves with hooks
+
+
+def _flush_leaf_hooks():
+    """At the end of a backward: each hooked leaf's hooks see its whole gradient; the result goes to ``.grad``."""
+    while _HELD_FOR_HOOKS:
+        leaf, g = _HELD_FOR_HOOKS.pop(next(iter(_HELD_FOR_HOOKS)))
+        leaf._add_to_grad(_run_hooks(leaf._hooks, g, f"a leaf of shape {leaf.shape}"))
+
+
 class Edge:
     """What a recorded function keeps of one input: where its gradient goes, not its data.
 
@@ -146,6 +204,7 @@ class Function:
     """
 
     released = False       # set by ``release()``
+    _hooks = None          # gradient hooks on the output (``Tensor.register_hook``); a dict once one is added
 
     def edges(self):
         """The input edges of a recorded function (none once released, or when it was not recorded)."""
@@ -207,6 +266,7 @@ class Tensor:
     """
 
     __array_priority__ = 1000  # so ndarray <op> Tensor defers to Tensor's reflected operator
+    _hooks = None              # a leaf's gradient hooks (``register_hook``); a dict once one is added
 
     def __init__(self, data, requires_grad=False, dtype=None, device=None):
         source = data if isinstance(data, Tensor) else None
@@ -327,6 +387,23 @@ class Tensor:
         self._retain_grad = True
         return self
 
+    def register_hook(self, fn):
+        """Call ``fn(grad)`` each time backward has computed this tensor's gradient, as PyTorch's hook.
+
+        ``grad`` is an ndarray (as ``.grad``): the whole gradient of this tensor, summed over all its
+        consumers, so a hook runs once per backward. If ``fn`` returns an array or a Tensor (of the same
+        shape) that replaces the gradient: it is what flows on to the ops before this one, and on a leaf
+        what accumulates into ``.grad``; ``None`` keeps it. Hooks run in the order they were registered;
+        ``retain_grad`` keeps what the last one returns. The hook of a non-leaf lives in the graph (on the op
+        that made the tensor): it runs even if the tensor itself is gone, and is dropped with the graph.
+        Returns a handle: ``handle.remove()`` unregisters the hook.
+        """
+        if not self.requires_grad:
+            raise RuntimeError(f"cannot register a hook on a tensor of shape {self.shape} that does not require "
+                               f"grad: no gradient will be computed for it; make it with requires_grad=True (or "
+                               f"call .requires_grad_() on a leaf) first")
+        return _add_hook(self if self.creator is None else self.creator, fn)
+
     def zero_grad(self):
         self.grad = None
 
@@ -411,6 +488,7 @@ class Tensor:
                                    f"has shape {self.shape}; pass grad= of that shape, or reduce "
                                    f"it first (for example .sum() or .mean())")
             grad = xp.ones_like(self.data)
+        _HELD_FOR_HOOKS.clear()                   # nothing left over from a backward that failed
         grad = grad.data if isinstance(grad, Tensor) else xp.asarray(grad, dtype=self.dtype)
         if grad.dtype != self.dtype:
             grad = grad.astype(self.dtype)        # a gradient has its tensor's dtype, as in PyTorch
@@ -419,6 +497,7 @@ class Tensor:
                              f"shape {self.shape}")
         if self.creator is None:
             self._accumulate(grad)
+            _flush_leaf_hooks()
             return
 
         ### BEGIN SOLUTION autograd_backward
@@ -450,8 +529,16 @@ class Tensor:
             if not retain_graph:
                 fn.release()
         ### END SOLUTION autograd_backward
+        _flush_leaf_hooks()
 
     def _accumulate(self, g):
+        if self._hooks:                           # a hooked leaf: held, so its hooks see this backward's sum once
+            held = _HELD_FOR_HOOKS.get(id(self))
+            _HELD_FOR_HOOKS[id(self)] = (self, g if held is None else held[1] + g)
+            return
+        self._add_to_grad(g)
+
+    def _add_to_grad(self, g):
         if tuple(g.shape) != self.shape:
             raise RuntimeError(f"internal error: gradient of shape {tuple(g.shape)} for a tensor "
                                f"of shape {self.shape}")
@@ -800,7 +887,12 @@ def _topological_order(root_fn):
 
 
 def _call_backward(fn, dout):
-    """Run ``fn.backward`` and check its answer; on error, name the op and where it was made."""
+    """Run ``fn.backward`` and check its answer; on error, name the op and where it was made.
+
+    First the hooks on ``fn``'s output (``Tensor.register_hook``), if any, see ``dout`` and may replace it.
+    """
+    if fn._hooks:
+        dout = _run_output_hooks(fn, dout)
     try:
         grads = fn.backward(dout)
     except Exception as e:
@@ -821,6 +913,15 @@ def _call_backward(fn, dout):
             raise RuntimeError(f"{fn.name}.backward{where} returned a gradient of shape "
                                f"{tuple(g.shape)} for an input of shape {x.shape}")
     return grads
+
+
+def _run_output_hooks(fn, dout):
+    """The hooks on ``fn``'s output; a kept gradient (``retain_grad``) becomes what they return, as in PyTorch."""
+    new = _run_hooks(fn._hooks, dout, f"the output of {fn.name}")
+    out = fn.output_ref()
+    if new is not dout and out is not None and out._retain_grad:
+        out.grad = new if out.grad is dout else out.grad - dout + new   # the backward loop kept dout already
+    return new
 
 
 def tensor(data, requires_grad=False, dtype=None, device=None):

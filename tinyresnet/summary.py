@@ -6,6 +6,8 @@ in the order the calls start. Each row counts only what that module itself owns 
 
 - params: the parameters registered on that module (a container's row shows 0; its layers
   carry its weights), so the rows add up to the model's total;
+- the residual addition of each block (where the skip joins the branch) is a row of its own, named
+  ``layer1.0.add``, of type "residual add", with the shape of the sum;
 - macs (multiply-accumulates) as the layer reports them: a convolution
   N·OC·OH·OW·(C/groups)·KH·KW, a linear layer N·in·out (bias additions not counted);
   BatchNorm, ReLU, pooling and the residual addition count as 0.
@@ -17,6 +19,7 @@ import numpy as np
 
 from .autograd import Tensor, no_grad
 from .backend import get_array_module
+from .trace import is_residual_block, residual_sum
 
 ZERO_MAC_NOTE = "BatchNorm, ReLU, pooling, concatenation and the residual addition are counted as 0 MACs"
 
@@ -105,23 +108,33 @@ def summarize(model, input_size=(3, 224, 224), name=None):
     rows, open_rows, counted = [], [], set()
 
     def before(module, inputs):
-        row = SummaryRow(names[id(module)], type(module).__name__, (), 0, 0, names[id(module)].count(".") + 1)
-        if id(module) not in counted:          # a layer called twice (a shared ReLU) owns its weights once
-            counted.add(id(module))
-            row.params = sum(int(p.size) for p in module.parameters(recurse=False))
-        rows.append(row)
-        open_rows.append(row)
+        name = names[id(module)]
+        row = None
+        if name:                               # the model itself gets the totals, not a row
+            row = SummaryRow(name, type(module).__name__, (), 0, 0, name.count(".") + 1)
+            if id(module) not in counted:      # a layer called twice (a shared ReLU) owns its weights once
+                counted.add(id(module))
+                row.params = sum(int(p.size) for p in module.parameters(recurse=False))
+            rows.append(row)
+        if open_rows:
+            open_rows[-1][2].append((inputs[0] if inputs else None, row))
+        open_rows.append([row, inputs, []])    # its row, its inputs, (first input, row) of each layer call
 
     def after(module, inputs, output):
-        row = open_rows.pop()
-        row.output_shape = tuple(output.shape)
-        row.macs = int(module.macs(inputs, output))
+        row, given, calls = open_rows.pop()
+        if row is not None:
+            row.output_shape = tuple(output.shape)
+            row.macs = int(module.macs(inputs, output))
+        if open_rows:                          # the parent learns what this call returned
+            parent_calls = open_rows[-1][2]
+            parent_calls[-1] = (*parent_calls[-1], output)
+        if is_residual_block(module):
+            _add_residual_row(rows, row, names[id(module)], given, calls, output)
 
     handles = []
-    for module_name, module in model.named_modules():
-        if module_name:                        # the model itself gets the totals, not a row
-            handles.append(module.register_forward_pre_hook(before))
-            handles.append(module.register_forward_hook(after))
+    for module in model.modules():
+        handles.append(module.register_forward_pre_hook(before))
+        handles.append(module.register_forward_hook(after))
     modes = [(m, m.training) for m in model.modules()]
     try:
         model.eval()
@@ -137,6 +150,18 @@ def summarize(model, input_size=(3, 224, 224), name=None):
         total_params=model.num_parameters(), trainable_params=model.num_parameters(trainable_only=True),
         total_macs=sum(r.macs for r in rows), output_shape=tuple(out.shape))
 
+
+
+def _add_residual_row(rows, block_row, block, given, calls, output):
+    """A row for the block's residual addition (0 parameters, 0 MACs), where it ran: before the layer that
+    reads the sum (the last ReLU), or after the block's other rows when the block returns the sum."""
+    summed, reader = residual_sum(given, [(first, out, row) for first, row, out in calls], output)
+    if summed is None:
+        return
+    depth = block_row.depth + 1 if block_row is not None else 1
+    add = SummaryRow(f"{block}.add" if block else "add", "residual add", tuple(summed.shape), 0, 0, depth)
+    at = next(i for i, r in enumerate(rows) if r is reader) if reader is not None else len(rows)   # by identity
+    rows.insert(at, add)
 
 
 summary = summarize

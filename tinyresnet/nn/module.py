@@ -16,7 +16,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from ..autograd import Tensor
+from ..autograd import Function, RemovableHandle, Tensor, is_grad_enabled
 from ..backend import check_device, device_of, to_device, to_numpy
 from ..serialization import load_weights, save_npz
 
@@ -29,25 +29,6 @@ class Parameter(Tensor):
 
     def __repr__(self):
         return "Parameter containing:\n" + super().__repr__()
-
-
-class RemovableHandle:
-    """Returned by ``register_forward_hook``; ``.remove()`` unregisters the hook."""
-
-    _next_id = 0
-
-    def __init__(self, hooks):
-        self.hooks, self.id = hooks, RemovableHandle._next_id
-        RemovableHandle._next_id += 1
-
-    def remove(self):
-        self.hooks.pop(self.id, None)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.remove()
 
 
 class IncompatibleKeys(NamedTuple):
@@ -112,6 +93,8 @@ class Module:
         object.__setattr__(self, "_modules", OrderedDict())
         object.__setattr__(self, "_forward_hooks", OrderedDict())
         object.__setattr__(self, "_forward_pre_hooks", OrderedDict())
+        object.__setattr__(self, "_backward_hooks", OrderedDict())
+        object.__setattr__(self, "_backward_pre_hooks", OrderedDict())
         object.__setattr__(self, "training", True)
 
     # ------------------------------------------------------------------ registration
@@ -185,27 +168,58 @@ class Module:
         raise NotImplementedError(f"{type(self).__name__} must define forward()")
 
     def __call__(self, *args, **kwargs):
+        given = args
         for hook in list(self._forward_pre_hooks.values()):
-            hook(self, args)
+            replaced = hook(self, args)
+            if replaced is not None:
+                args = replaced if isinstance(replaced, tuple) else (replaced,)
+        call = None
+        if (self._backward_hooks or self._backward_pre_hooks) and is_grad_enabled():
+            call = _BackwardHookCall(self, args)
+            args = call.wrap_inputs(args)
         out = self.forward(*args, **kwargs)
         for hook in list(self._forward_hooks.values()):
             replaced = hook(self, args, out)
             if replaced is not None:
                 out = replaced
+        if call is not None:
+            out = call.wrap_output(out)
+        creator = getattr(out, "creator", None)
+        if creator is not None:                      # where this call ends, for viz.draw_graph(collapse=model)
+            note_call(creator, self, given)
         return out
 
     def register_forward_hook(self, fn):
         """Call ``fn(module, inputs, output)`` after every forward; a non-None return replaces the
         output. Returns a handle whose ``.remove()`` unregisters it."""
-        handle = RemovableHandle(self._forward_hooks)
-        self._forward_hooks[handle.id] = fn
-        return handle
+        return _register(self._forward_hooks, fn, "register_forward_hook", "fn(module, inputs, output)")
 
     def register_forward_pre_hook(self, fn):
-        """Call ``fn(module, inputs)`` before every forward. Returns a removable handle."""
-        handle = RemovableHandle(self._forward_pre_hooks)
-        self._forward_pre_hooks[handle.id] = fn
-        return handle
+        """Call ``fn(module, inputs)`` before every forward; a non-None return replaces the inputs (a
+        single value is taken as a one-element tuple), as in PyTorch. Returns a removable handle."""
+        return _register(self._forward_pre_hooks, fn, "register_forward_pre_hook", "fn(module, inputs)")
+
+    def register_full_backward_hook(self, fn):
+        """Call ``fn(module, grad_input, grad_output)`` when backward has computed the gradients of this
+        module's inputs, as PyTorch's hook of that name.
+
+        ``grad_input``: a tuple with, for each positional input, the gradient (an ndarray) of the loss
+        with respect to it *through this module* (a tensor also used elsewhere gets the rest of its
+        gradient there), or None for an input that needs no gradient; ``grad_output``: a one-element
+        tuple, the gradient of the module's output. A non-None return (a tuple of the same length)
+        replaces ``grad_input``: what flows on to the layers before. Runs once per call of the module in
+        the forward pass (a layer called twice, such as a block's ReLU, runs it twice). Supported: a
+        module whose output is one Tensor and which has at most one input that requires grad (every
+        layer and block here). Returns a handle whose ``.remove()`` unregisters it.
+        """
+        return _register(self._backward_hooks, fn, "register_full_backward_hook",
+                         "fn(module, grad_input, grad_output)")
+
+    def register_full_backward_pre_hook(self, fn):
+        """Call ``fn(module, grad_output)`` when the gradient of this module's output is known, before the
+        module's own backward; a non-None return (a one-element tuple) replaces ``grad_output``, also in
+        what ``register_full_backward_hook`` receives. Returns a removable handle."""
+        return _register(self._backward_pre_hooks, fn, "register_full_backward_pre_hook", "fn(module, grad_output)")
 
     def macs(self, inputs, output):
         """Multiply-accumulates of one call with these inputs and output (0 unless a layer says)."""
@@ -412,6 +426,110 @@ class Module:
         for name, text in children:
             lines.append(f"  ({name}): " + text.replace("\n", "\n  "))
         return "\n".join(lines) + "\n)"
+
+
+def _register(hooks, fn, method, signature):
+    if not callable(fn):
+        raise TypeError(f"{method} needs a function {signature}, got {type(fn).__name__} {fn!r}")
+    handle = RemovableHandle(hooks)
+    hooks[handle.id] = fn
+    return handle
+
+
+def note_call(creator, module, inputs):
+    """Note on ``creator`` (the op that made a module call's output) which module ended there and where its
+    inputs came from: ``creator.module_calls``, innermost call first, read by ``viz`` to draw a module as one
+    box. A list of (module, the ops that made its inputs)."""
+    made_by = tuple(t.creator for t in inputs if isinstance(t, Tensor) and t.creator is not None)
+    calls = vars(creator).setdefault("module_calls", [])
+    calls.append((module, made_by))
+
+
+class BackwardHookFunction(Function):
+    """The identity, placed where a module call's input enters or its output leaves, so that a hook on its
+    output sees the gradient at that place only (through this module, not the tensor's other uses).
+
+    Shapes: x -> x (the same array)
+    Saves:  nothing
+    """
+
+    is_hook = True            # viz draws the graph without these
+
+    def forward(self, x):
+        return x
+
+    def backward(self, dout):
+        return dout
+
+
+def pass_through_hook(x, on_grad):
+    """``x`` through a ``BackwardHookFunction`` whose output calls ``on_grad(grad)`` in backward (its result
+    replaces the gradient when not None); ``x`` itself when it needs no gradient."""
+    if not (isinstance(x, Tensor) and x.requires_grad and is_grad_enabled()):
+        return x
+    out = BackwardHookFunction()(x)
+    out.register_hook(on_grad)
+    return out
+
+
+class _BackwardHookCall:
+    """One call of a module with backward hooks: wraps its input and output, and calls the hooks with
+    ``grad_output`` (from the output's wrapper) and ``grad_input`` (from the input's wrapper)."""
+
+    def __init__(self, module, args):
+        self.module, self.size, self.grad_output = module, len(args), None
+        wanted = [i for i, a in enumerate(args) if isinstance(a, Tensor) and a.requires_grad]
+        if len(wanted) > 1:
+            raise NotImplementedError(
+                f"{type(module).__name__} has backward hooks and was called with {len(wanted)} inputs that require "
+                f"grad (positions {wanted}); full backward hooks support modules with at most one such input: "
+                f"register a hook on each input tensor instead (Tensor.register_hook)")
+        self.index = wanted[0] if wanted else None
+
+    def wrap_inputs(self, args):
+        if self.index is None:
+            return args
+        args = list(args)
+        args[self.index] = pass_through_hook(args[self.index], self.on_grad_input)
+        return tuple(args)
+
+    def wrap_output(self, out):
+        if isinstance(out, Tensor):
+            return pass_through_hook(out, self.on_grad_output)
+        raise NotImplementedError(f"{type(self.module).__name__} has backward hooks but returned "
+                                  f"{type(out).__name__}; full backward hooks support modules returning one Tensor")
+
+    def on_grad_output(self, grad):
+        grad_output = (grad,)
+        for hook in list(self.module._backward_pre_hooks.values()):
+            replaced = hook(self.module, grad_output)
+            if replaced is not None:
+                grad_output = _grads(replaced, 1, "register_full_backward_pre_hook", "grad_output")
+        self.grad_output = grad_output
+        if self.index is None:                     # no input needs a gradient: the hooks run now, with Nones
+            self.run_hooks((None,) * self.size)
+        return grad_output[0]
+
+    def on_grad_input(self, grad):
+        grad_input = tuple(grad if i == self.index else None for i in range(self.size))
+        return self.run_hooks(grad_input)[self.index]
+
+    def run_hooks(self, grad_input):
+        for hook in list(self.module._backward_hooks.values()):
+            replaced = hook(self.module, grad_input, self.grad_output)
+            if replaced is not None:
+                grad_input = _grads(replaced, self.size, "register_full_backward_hook", "grad_input")
+        return grad_input
+
+
+def _grads(value, size, method, what):
+    """A hook's replacement ``grad_input``/``grad_output`` as a tuple of ``size`` arrays (or None)."""
+    if not isinstance(value, (tuple, list)):
+        value = (value,)
+    if len(value) != size:
+        raise RuntimeError(f"a hook given to {method} returned {len(value)} gradients for {what}, which has {size}; "
+                           f"return a tuple of the same length (None where there is no gradient), or None to keep it")
+    return tuple(v.data if isinstance(v, Tensor) else v for v in value)
 
 
 def _raw(value):
