@@ -322,3 +322,99 @@ def test_module_hooks_on_a_whole_resnet(rng):
     F.cross_entropy(model(x), tr.tensor(np.array([1, 7]))).backward()
     assert len(seen) == 9
     assert seen["layer1.0"] == (2, 16, 8, 8) and seen["layer3.0"] == (2, 32, 4, 4)
+
+
+# --------------------------------------------------------------------------- as PyTorch: dropping, snapshots, errors
+def linear_pair(rng):
+    """A float64 Linear(3, 2) of ours, its torch twin with the same weights, and the input (4, 3)."""
+    nn.manual_seed(0)
+    ours = nn.Linear(3, 2).double()
+    theirs = None
+    if torch is not None:
+        theirs = torch.nn.Linear(3, 2).double()
+        theirs.load_state_dict({k: torch.from_numpy(v) for k, v in ours.state_dict().items()})
+    return ours, theirs, rng.standard_normal((4, 3))
+
+
+def run_linear(lin, xs, hook, also_skip=False, remove_before_backward=False):
+    """x.grad after lin(x).sum() (+ x.sum() with ``also_skip``) with ``hook`` as full backward hook, and how
+    often the hook ran; ``remove_before_backward`` removes its handle between forward and backward."""
+    lib_tensor = tr.tensor if isinstance(lin, nn.Module) else torch.tensor
+    x = lib_tensor(xs, requires_grad=True)
+    calls = []
+    handle = lin.register_full_backward_hook(lambda m, gin, gout: calls.append(1) or hook(gin))
+    loss = lin(x).sum() + (x.sum() if also_skip else 0.0)
+    if remove_before_backward:
+        handle.remove()
+    try:
+        loss.backward()
+    finally:
+        handle.remove()
+    return (None if x.grad is None else to_numpy(x.grad)), len(calls)
+
+
+def test_a_none_in_grad_input_drops_the_gradient(rng):
+    lin, _, xs = linear_pair(rng)
+    assert run_linear(lin, xs, lambda gin: (None,)) == (None, 1)                # no gradient reaches x
+    grad, _ = run_linear(lin, xs, lambda gin: (None,), also_skip=True)
+    np.testing.assert_array_equal(grad, np.ones((4, 3)))                        # only the other use's
+
+
+def test_a_handle_removed_after_forward_still_runs_in_that_backward(rng):
+    lin, _, xs = linear_pair(rng)
+    assert run_linear(lin, xs, lambda gin: None, remove_before_backward=True)[1] == 1
+    assert run_linear(lin, xs, lambda gin: None)[1] == 1                        # each call: its own hooks
+    x = leaf(rng, 4, 3)
+    out = lin(x)
+    late = []
+    lin.register_full_backward_pre_hook(lambda m, gout: late.append(1))         # added after forward
+    out.sum().backward()
+    assert late == []
+
+
+@needs_torch
+def test_dropping_and_removing_match_torch(rng):
+    ours, theirs, xs = linear_pair(rng)
+    for hook, options in [(lambda gin: (None,), {}), (lambda gin: (None,), {"also_skip": True}),
+                          (lambda gin: None, {"remove_before_backward": True}),
+                          (lambda gin: (gin[0] * 3.0,), {"also_skip": True})]:
+        (a, calls_a), (b, calls_b) = run_linear(ours, xs, hook, **options), run_linear(theirs, xs, hook, **options)
+        assert calls_a == calls_b and (a is None) == (b is None), options
+        if a is not None:
+            np.testing.assert_allclose(a, b, rtol=1e-12)
+
+
+def test_a_bare_array_instead_of_a_tuple_is_an_error(rng):
+    lin, _, xs = linear_pair(rng)
+    with pytest.raises(RuntimeError, match=r"Linear\.register_full_backward_hook returned a ndarray for "
+                                           r"grad_input; return a tuple"):
+        run_linear(lin, xs, lambda gin: gin[0])
+    grad, _ = run_linear(lin, xs, lambda gin: [gin[0] * 2.0])                  # a list is taken, as in torch
+    np.testing.assert_allclose(grad, 2.0 * np.ones((4, 2)) @ lin.weight.data, rtol=1e-12)
+    pre = nn.Linear(3, 2).double()
+    pre.register_full_backward_pre_hook(lambda m, gout: gout[0])
+    with pytest.raises(RuntimeError, match=r"Linear\.register_full_backward_pre_hook returned a ndarray"):
+        pre(leaf(rng, 4, 3)).sum().backward()
+
+
+@needs_torch
+def test_torch_refuses_a_bare_tensor_too(rng):
+    _, theirs, xs = linear_pair(rng)
+    with pytest.raises(RuntimeError):
+        run_linear(theirs, xs, lambda gin: gin[0])
+
+
+@pytest.mark.parametrize("method", ["register_full_backward_hook", "register_full_backward_pre_hook"])
+def test_a_wrong_shape_is_reported_with_the_module_and_the_method(rng, method):
+    lin = nn.Linear(3, 2).double()
+    if method == "register_full_backward_hook":
+        lin.register_full_backward_hook(lambda m, gin, gout: (gin[0][:2],))
+        what, shapes = "grad_input", r"shape \(2, 3\) for grad_input\[0\], which has shape \(4, 3\)"
+    else:
+        lin.register_full_backward_pre_hook(lambda m, gout: (gout[0][:2],))
+        what, shapes = "grad_output", r"shape \(2, 2\) for grad_output\[0\], which has shape \(4, 2\)"
+    with pytest.raises(RuntimeError, match=rf"Linear\.{method} returned a gradient of {shapes}") as error:
+        lin(leaf(rng, 4, 3)).sum().backward()
+    message = str(error.value)
+    assert f"same shape as {what}[0]" in message and "BackwardHookFunction" not in message
+    assert "on_grad" not in message

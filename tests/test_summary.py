@@ -104,7 +104,7 @@ def test_each_block_shows_its_residual_add_where_the_skip_joins():
     start = names.index("layer2.0")
     assert names[start:start + 9] == ["layer2.0", "layer2.0.conv1", "layer2.0.bn1", "layer2.0.relu",
                                        "layer2.0.conv2", "layer2.0.bn2", "layer2.0.downsample", "layer2.0.add",
-                                       "layer2.0.relu"]
+                                       "layer2.0.relu#2"]
     rows = {r.name: r for r in s.rows}
     assert rows["layer2.0.add"].output_shape == (1, 32, 16, 16) and rows["layer2.0.add"].depth == 3
     assert all(r.params == 0 and r.macs == 0 for r in adds)
@@ -113,7 +113,7 @@ def test_each_block_shows_its_residual_add_where_the_skip_joins():
 
 def test_residual_add_rows_of_a_block_alone_and_of_networks_without_skips():
     bneck = summarize(models.Bottleneck(64, 16), (64, 8, 8))
-    assert [r.name for r in bneck.rows][-2:] == ["add", "relu"]
+    assert [r.name for r in bneck.rows][-2:] == ["add", "relu#3"]          # its ReLU's third call
     from tinyresnet.models.wide import WideBasicBlock
     wide = summarize(WideBasicBlock(16, 32, stride=2), (16, 8, 8))
     assert wide.rows[-1].name == "add" and wide.rows[-1].output_shape == (1, 32, 4, 4)   # returns the sum
@@ -125,3 +125,17 @@ def test_cli_shows_the_add(capsys):
     assert main(["summary", "resnet18", "--input", "3x32x32", "--depth", "3"]) == 0
     out = capsys.readouterr().out
     assert "layer1.0.add" in out and "residual add" in out
+
+
+def test_a_repeated_call_is_named_as_trace_names_it():
+    """A block's ReLU runs twice: its second row is ``layer1.0.relu#2``, the name of its record in trace."""
+    from tinyresnet import no_grad, tensor, trace
+    model = models.resnet20()
+    s = summarize(model, (3, 8, 8))
+    names = [r.name for r in s.rows]
+    assert names.count("layer1.0.relu") == 1 and names.count("layer1.0.relu#2") == 1
+    model.eval()
+    with no_grad(), trace.record(model) as rec:
+        model(tensor(np.zeros((1, 3, 8, 8), dtype=np.float32)))
+    assert rec.names()[1:] == names                  # every row, the adds included, named and ordered alike
+    assert sum(r.params for r in s.rows) == model.num_parameters()    # a repeated call owns its weights once

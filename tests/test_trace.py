@@ -6,6 +6,7 @@ import pytest
 import tinyresnet as tr
 from tinyresnet import functional as F
 from tinyresnet import models, nn, trace
+from tinyresnet.models import get_model
 from tinyresnet.models.wide import WideBasicBlock
 
 
@@ -131,7 +132,7 @@ def test_blocks_without_a_skip_and_errors(rng):
     plain = models.PlainBlock(4, 4).double()
     _, _, rec = run_recorded(plain, rng, 4)
     assert "add" not in rec.names() and rec.blocks() == []
-    with pytest.raises(KeyError, match="not a recorded residual block"):
+    with pytest.raises(KeyError, match="is a PlainBlock, not a residual block"):
         rec.split()
     block = block_of("identity").double()
     with trace.record(block) as rec:
@@ -148,3 +149,96 @@ def test_images_without_grad_still_record_every_gradient_but_the_first_input(rng
         block(tr.tensor(rng.standard_normal((2, 4, 6, 6)))).sum().backward()
     assert rec["conv1"].grad is not None and rec["conv1"].grad_input is None
     assert rec["add"].grad is not None
+
+
+# --------------------------------------------------------------------------- blocks that cannot be split, and why
+def test_a_block_whose_input_needs_no_grad_is_recorded_but_not_split(rng):
+    block = get_model("resnet20").layer1[0]
+    x = tr.tensor(rng.standard_normal((2, 16, 8, 8)).astype(np.float32))          # requires_grad=False
+    with trace.record(block) as rec:
+        block(x).sum().backward()
+    assert rec.blocks() == []
+    assert rec["add"].grad is not None and rec["conv1"].grad_input is None
+    with pytest.raises(KeyError, match="cannot be split: its input does not require grad.*requires_grad=True"):
+        rec.split("")
+
+
+def test_the_error_says_why_a_name_cannot_be_split(rng):
+    model = models.resnet20(num_classes=10, in_channels=1)
+    with trace.record(model) as rec:
+        pass                                                                    # nothing ran
+    with pytest.raises(KeyError, match="'layer1.0' was not called in the recorded forward pass"):
+        rec.split("layer1.0")
+    with trace.record(model) as rec:                                            # images without grad
+        F.cross_entropy(model(tr.tensor(rng.standard_normal((2, 1, 8, 8)).astype(np.float32))),
+                        tr.tensor(np.array([1, 2]))).backward()
+    assert rec.split("layer1.0").parts_add_up()                                 # a block inside needs no more
+    for name, reason in [("", r"'' \(the recorded module\) is a ResNet, not a residual block"),
+                         ("layer1.0.conv1", "'layer1.0.conv1' is a Conv2d, not a residual block"),
+                         ("layer9", "'layer9' is not the name of a module of the recorded ResNet")]:
+        with pytest.raises(KeyError, match=reason) as error:
+            rec.split(name)
+        assert "requires_grad" not in str(error.value) and "'layer3.2'" in str(error.value)   # lists the blocks
+
+
+def test_a_pre_activation_projection_is_split_where_the_shortcut_reads(rng):
+    """WideBasicBlock's projection reads relu(bn1(x)), not x: the split is of dL/d(that tensor), exactly."""
+    nn.manual_seed(0)
+    model = models.wide.WideResNet(10, 1).double()
+    x = tr.tensor(rng.standard_normal((2, 3, 8, 8)), requires_grad=True)
+    with trace.record(model) as rec:
+        (model(x) ** 2).sum().backward()
+    assert rec.blocks() == ["layer1.0", "layer2.0", "layer3.0"]
+    split = rec.split("layer2.0")
+    assert (split.at, split.skip_via, split.residual_via) == ("relu", "shortcut", "conv1")
+    assert split.parts_add_up() and split.skip.any() and split.residual.any()
+    np.testing.assert_array_equal(split.total, rec["layer2.0.relu"].grad)
+    np.testing.assert_array_equal(split.skip, rec["layer2.0.shortcut"].grad_input)
+    np.testing.assert_array_equal(split.residual, rec["layer2.0.conv1"].grad_input)
+    np.testing.assert_array_equal(rec["layer2.0.bn1"].grad_input, rec["layer2.0"].grad_input)   # all dL/dx via bn1
+    assert "dL/d(output of relu) in layer2.0" in str(split) and "total (dL/d relu)" in str(split)
+    identity = rec.split("layer1.0")                                            # 16 -> 16: the identity skip
+    assert identity.at == "input" and identity.skip_via == "identity" and identity.parts_add_up()
+
+
+@pytest.mark.parametrize("kind", ["identity", "B"])
+def test_a_block_with_backward_hooks_is_recorded_and_split_the_same(kind):
+    _, _, plain = run_recorded(block_of(kind), np.random.default_rng(0), 4)
+    block = block_of(kind)
+    calls = []
+    for m in block.modules():                                                   # the block's own hook and its layers'
+        m.register_full_backward_hook(lambda m, gin, gout: calls.append(type(m).__name__))
+    x, _, rec = run_recorded(block, np.random.default_rng(0), 4)
+    assert rec.blocks() == [""] and rec.names() == plain.names() and "BasicBlock" in calls
+    split, expected = rec.split(), plain.split()
+    assert split.parts_add_up() and split.skip_via == expected.skip_via
+    np.testing.assert_array_equal(split.total, x.grad)
+    for a, b in [(split.skip, expected.skip), (split.residual, expected.residual)]:
+        np.testing.assert_array_equal(a, b)
+
+
+def test_under_no_grad_every_record_is_kept_with_its_output_only(rng):
+    model = models.resnet20(num_classes=10, in_channels=1)
+    images = tr.tensor(rng.standard_normal((2, 1, 8, 8)).astype(np.float32))
+    with trace.record(model) as with_grad:
+        model(images)
+    with tr.no_grad(), trace.record(model) as rec:
+        model(images)
+    assert len(rec) == len(with_grad) == 84 and rec.names() == with_grad.names()
+    np.testing.assert_array_equal(rec["layer1.0.add"].output, with_grad["layer1.0.add"].output)
+    assert rec["layer1.0.add"].grad is None and rec.blocks() == []
+    with pytest.raises(KeyError, match="ran under no_grad"):
+        rec.split("layer1.0")
+
+
+def test_two_backward_passes_records_hold_the_last_grad_accumulates(rng):
+    block = block_of("identity").double()
+    x = tr.tensor(rng.standard_normal((2, 4, 6, 6)), requires_grad=True)
+    first, second = rng.standard_normal((2, 4, 6, 6)), rng.standard_normal((2, 4, 6, 6))
+    with trace.record(block) as rec:
+        out = block(x)
+        out.backward(first, retain_graph=True)
+        grad_after_first = x.grad.copy()
+        out.backward(second)
+    np.testing.assert_array_equal(rec[""].grad, second)                         # the last backward's
+    np.testing.assert_allclose(x.grad, grad_after_first + rec.split().total, rtol=1e-12)   # .grad: both added

@@ -4,6 +4,8 @@
 mode, without recording a graph) with a hook on every module, and gives one row per module call
 in the order the calls start. Each row counts only what that module itself owns and computes:
 
+- a module called more than once (a block's ReLU) has a row per call, the second named ``layer1.0.relu#2``
+  (as ``tinyresnet.trace`` names it);
 - params: the parameters registered on that module (a container's row shows 0; its layers
   carry its weights), so the rows add up to the model's total;
 - the residual addition of each block (where the skip joins the branch) is a row of its own, named
@@ -105,13 +107,15 @@ def summarize(model, input_size=(3, 224, 224), name=None):
     like = first.data if first is not None else np.zeros(0, dtype=np.float32)
     x = Tensor(get_array_module(like).zeros((1,) + input_size, dtype=like.dtype))
 
-    rows, open_rows, counted = [], [], set()
+    rows, open_rows, counted, calls_of = [], [], set(), {}
 
     def before(module, inputs):
         name = names[id(module)]
         row = None
         if name:                               # the model itself gets the totals, not a row
-            row = SummaryRow(name, type(module).__name__, (), 0, 0, name.count(".") + 1)
+            calls_of[name] = calls_of.get(name, 0) + 1
+            label = name if calls_of[name] == 1 else f"{name}#{calls_of[name]}"     # as tinyresnet.trace names it
+            row = SummaryRow(label, type(module).__name__, (), 0, 0, name.count(".") + 1)
             if id(module) not in counted:      # a layer called twice (a shared ReLU) owns its weights once
                 counted.add(id(module))
                 row.params = sum(int(p.size) for p in module.parameters(recurse=False))
@@ -149,7 +153,6 @@ def summarize(model, input_size=(3, 224, 224), name=None):
         model=name or type(model).__name__, input_size=input_size, rows=rows,
         total_params=model.num_parameters(), trainable_params=model.num_parameters(trainable_only=True),
         total_macs=sum(r.macs for r in rows), output_shape=tuple(out.shape))
-
 
 
 def _add_residual_row(rows, block_row, block, given, calls, output):

@@ -15,17 +15,22 @@ not a module. A record keeps (as host copies): ``output``, the value the layer r
 dL/d(output), the gradient arriving at it in backward; ``grad_input``, dL/d(input) through this layer
 only (for a tensor that also feeds the skip, its share).
 
+Under ``no_grad`` (or when nothing needs a gradient) the records, the ``add`` ones included, hold the
+outputs only. After two backward passes through one graph (``retain_graph=True``) a record holds the
+gradients of the last backward, while ``.grad`` of the weights and inputs adds both up.
+
 How it works: forward hooks on every module, a pass-through op (``nn.module.BackwardHookFunction``) on
 each call's input and ``Tensor.register_hook`` on each output. Values are unchanged, and so are the
 gradients, bit for bit. The hooks are removed when the ``with`` block ends; gradient hooks already in
-the graph still record if backward runs after it.
+the graph still record if backward runs after it. Modules with backward hooks of their own
+(``register_full_backward_hook``) are recorded and split as the others.
 """
 
 from dataclasses import dataclass
 
 import numpy as np
 
-from .autograd import Tensor
+from .autograd import Edge, Tensor, is_grad_enabled
 from .backend import to_numpy
 from .nn.module import pass_through_hook
 from .ops.basic import AddFunction
@@ -60,7 +65,12 @@ class SkipSplit:
     ``total`` = ``skip`` + ``residual``, exactly: the engine adds the two parts to get the gradient
     of x (``x.grad`` when x is the input you made). ``skip_via`` names the way through the shortcut
     ("identity" or its module), ``residual_via`` the first layer(s) of the branch.
-    Shapes: total, skip and residual (N, C, H, W), the block's input.
+
+    ``at`` says which tensor is split: "input" (x, the usual case), or the record of the layer whose
+    output the shortcut reads when that is not x: in a pre-activation block with a projection
+    (``WideBasicBlock``) the shortcut and the branch both read relu(bn1(x)), so the split is of
+    dL/d(that tensor), at = "relu"; dL/dx is bn1's and relu's backward of it, which mixes the parts.
+    Shapes: total, skip and residual, that of the tensor split ((N, C, H, W), the block's input when at = "input").
     """
 
     block: str
@@ -70,6 +80,7 @@ class SkipSplit:
     residual: np.ndarray
     skip_via: str
     residual_via: str
+    at: str = "input"
 
     def parts_add_up(self):
         """Whether skip + residual equals the total exactly (bit for bit)."""
@@ -81,10 +92,13 @@ class SkipSplit:
         out = []
         for part, via, g in (("through the skip", self.skip_via, self.skip),
                              ("through the residual branch", self.residual_via, self.residual),
-                             ("total (dL/dx)", "", self.total)):
+                             (self._total_label(), "", self.total)):
             share = float(np.vdot(g, self.total)) / total_sq if total_sq else float("nan")
             out.append((part, via, float(g.sum()), float(np.linalg.norm(g)), share))
         return out
+
+    def _total_label(self):
+        return "total (dL/dx)" if self.at == "input" else f"total (dL/d {self.at})"
 
     def to_text(self):
         header = ("part", "via", "sum", "L2 norm", "share")
@@ -92,7 +106,9 @@ class SkipSplit:
         name = self.block or "the recorded module"
         gap = float(np.abs(self.skip + self.residual - self.total).max())
         verdict = "exactly" if self.parts_add_up() else f"no (largest difference {gap:.3e})"
-        lines = [f"dL/dx at the input of {name} ({self.block_type}), shape {tuple(self.total.shape)}",
+        where = (f"dL/dx at the input of {name}" if self.at == "input" else
+                 f"dL/d(output of {self.at}) in {name}, the tensor both the skip and the branch read")
+        lines = [f"{where} ({self.block_type}), shape {tuple(self.total.shape)}",
                  *_table(header, table), f"skip + residual == total: {verdict}"]
         return "\n".join(lines)
 
@@ -113,6 +129,7 @@ class Recorder:
         self.module = module
         self._records = {}                     # name -> OpRecord, in call order (the add inserted where it ran)
         self._splits = {}                      # block name -> how to split its input gradient
+        self._unsplit = {}                     # block name -> why it cannot be split
         self._names = {id(m): n for n, m in module.named_modules()}
         self._stack, self._handles = [], []
 
@@ -168,16 +185,24 @@ class Recorder:
 
     def _find_residual_add(self, call):
         """The residual sum: the first tensor a layer of the block reads (or the block returns) that is neither
-        the block's input nor any layer's output; it must be made by an addition."""
+        the block's input nor any layer's output; it must be made by an addition (under ``no_grad`` there is
+        no graph to tell: it is taken as the sum, as ``summary`` does). Records it and plans the block's split."""
         known = [*call.inputs, call.inside]
         summed, before = residual_sum(known, [(c.inputs[0] if c.inputs else None, c.output, c.record.name)
                                               for c in call.children], call.output)
-        if summed is None or not isinstance(summed.creator, AddFunction):
+        maker = None if summed is None else _origin(summed)
+        if summed is None or not (maker is summed or isinstance(maker, AddFunction)):
+            made_by = "" if summed is None else f" (the tensor found is made by {maker.name})"
+            self._unsplit[call.record.name] = f"its residual sum (skip + branch) was not found{made_by}"
             return
         name = f"{call.name}.add" if call.name else "add"
         rec = self._new_record(name, "residual add", call.record.depth + 1, before=before)
         _watch(rec, summed)
-        self._splits[call.record.name] = _split_plan(call, summed, rec)
+        plan = _split_plan(call, maker, rec)
+        if isinstance(plan, str):
+            self._unsplit[call.record.name] = plan
+        else:
+            self._splits[call.record.name] = plan
 
     # ------------------------------------------------------------------ reading
     def __getitem__(self, name):
@@ -202,18 +227,32 @@ class Recorder:
 
     def split(self, block=""):
         """dL/dx at the input of ``block`` (a name such as "layer1.0"; "" is the recorded module itself),
-        split into the part through the skip and the part through the residual branch (``SkipSplit``)."""
+        split into the part through the skip and the part through the residual branch (``SkipSplit``).
+        Where the shortcut reads another tensor than x (a pre-activation block's projection reads
+        relu(bn1(x))), that tensor's gradient is split instead (``SkipSplit.at`` names it). A KeyError says
+        why a name cannot be split (not a residual block, not called, its input needs no gradient...)."""
         if block not in self._splits:
-            raise KeyError(f"{block!r} is not a recorded residual block; the recorded blocks are "
-                           f"{', '.join(repr(b) for b in self._splits) or 'none'} (a block is split when its input "
-                           f"requires grad: give the images requires_grad=True to split the first block)")
+            raise KeyError(self._why_not_split(block))
         plan = self._splits[block]
-        total = self[block].grad_input
-        skip, residual = plan.skip(), plan.residual()
+        total, skip, residual = plan.total(), plan.skip(), plan.residual()
         if total is None or skip is None or residual is None:
             raise RuntimeError(f"the gradients of {block or 'the recorded module'} are not there yet: call "
                                f"loss.backward() first")
-        return SkipSplit(block, self[block].type, total, skip, residual, plan.skip_via, plan.residual_via)
+        return SkipSplit(block, self[block].type, total, skip, residual, plan.skip_via, plan.residual_via, plan.at)
+
+    def _why_not_split(self, block):
+        """The reason ``split(block)`` cannot answer, for its KeyError."""
+        label = repr(block) if block else "'' (the recorded module)"
+        blocks = ", ".join(repr(b) for b in self._splits) or "none"
+        if block in self._unsplit:
+            reason = f"{label} is a residual block but cannot be split: {self._unsplit[block]}"
+        elif block in self._records:
+            reason = f"{label} is a {self._records[block].type}, not a residual block"
+        elif block in self._names.values():
+            reason = f"{label} was not called in the recorded forward pass"
+        else:
+            reason = f"{label} is not the name of a module of the recorded {type(self.module).__name__}"
+        return f"{reason}; the blocks that can be split are {blocks}"
 
     def to_text(self, max_depth=None):
         """A table: one row per record (down to ``max_depth`` levels), with the output's shape, mean and
@@ -258,9 +297,12 @@ class _Call:
 
 
 class _SplitPlan:
-    def __init__(self, skip_sources, residual_sources, skip_via, residual_via):
-        self.skip_sources, self.residual_sources = skip_sources, residual_sources
-        self.skip_via, self.residual_via = skip_via, residual_via
+    """Which recorded gradients make up a block's split: ``total_source`` and the sources of each part, each a
+    (record, field) pair; ``at``: "input", or the name of the record whose output is split."""
+
+    def __init__(self, total_source, skip_sources, residual_sources, skip_via, residual_via, at):
+        self.total_source, self.skip_sources, self.residual_sources = total_source, skip_sources, residual_sources
+        self.skip_via, self.residual_via, self.at = skip_via, residual_via, at
 
     @staticmethod
     def _sum(sources):
@@ -272,6 +314,9 @@ class _SplitPlan:
             total = total + g
         return total
 
+    def total(self):
+        return self._sum([self.total_source])
+
     def skip(self):
         return self._sum(self.skip_sources)
 
@@ -279,21 +324,66 @@ class _SplitPlan:
         return self._sum(self.residual_sources)
 
 
-def _split_plan(call, summed, add_record):
-    """Which recorded gradients make up each part of dL/dx: the consumers of the block's input (after the
-    pass-through op) are the addition itself (an identity skip), a shortcut layer or the branch's first layers."""
-    x = call.inside
+def _split_plan(call, add, add_record):
+    """How to split a block's input gradient, or (a string) why it cannot be. ``add``: the op that made the
+    residual sum (or the sum itself when no graph made it).
+
+    The split is taken at the tensor the skip reads (the "fork"): the block's input x when the skip is the
+    identity (the addition ``add`` reads x) or its shortcut layer reads x; else the output of the layer the
+    shortcut reads (a pre-activation block's relu). Its gradient is the sum of what its readers send back:
+    the addition or the shortcut (the skip's part) and the branch's first layers (the residual part)."""
+    if call.inside is None:
+        if not is_grad_enabled():
+            return "the forward pass ran under no_grad, so no gradient is computed"
+        return ("its input does not require grad, so no gradient reaches it (make the input with "
+                "requires_grad=True)")
+    if not isinstance(add, AddFunction):
+        return "its residual sum is not in the autograd graph (made under no_grad or detached)"
+    x = _origin(call.inside)
+    fork, total, at = x, (call.record, "grad_input"), "input"
+    shortcut = next((c for c in call.children if _short_name(c) in SKIP_NAMES and c.inputs), None)
+    identity = any(_origin(e) is x for e in add.edges())
+    if shortcut is not None and not identity and _origin(shortcut.inputs[0]) is not x:
+        fork = _origin(shortcut.inputs[0])         # the shortcut reads something else: a layer's output?
+        maker = next((c for c in call.children if isinstance(c.output, Tensor) and _origin(c.output) is fork), None)
+        if maker is None:
+            return (f"its shortcut {_short_name(shortcut)} reads a tensor that is neither the block's input nor "
+                    f"the output of one of its layers")
+        total, at = (maker.record, "grad"), _relative(maker.record.name, call.name)
     skip, residual, skip_via, residual_via = [], [], [], []
-    if x is not None and any(e.creator is x.creator for e in summed.creator.edges()):
+    if any(_origin(e) is fork for e in add.edges()):
         skip.append((add_record, "grad"))          # the addition passes its gradient straight to x
         skip_via.append("identity")
     for child in call.children:
-        if x is None or not child.inputs or child.inputs[0] is not x:
+        if not child.inputs or not isinstance(child.inputs[0], Tensor) or _origin(child.inputs[0]) is not fork:
             continue
-        short = child.name.rsplit(".", 1)[-1]
-        (skip if short in SKIP_NAMES else residual).append((child.record, "grad_input"))
-        (skip_via if short in SKIP_NAMES else residual_via).append(short)
-    return _SplitPlan(skip, residual, " + ".join(skip_via) or "-", " + ".join(residual_via) or "-")
+        is_skip = _short_name(child) in SKIP_NAMES
+        (skip if is_skip else residual).append((child.record, "grad_input"))
+        (skip_via if is_skip else residual_via).append(_short_name(child))
+    if not skip or not residual:
+        missing = "skip" if not skip else "residual branch"
+        return f"no {missing} reads the tensor where the skip and the branch part"
+    return _SplitPlan(total, skip, residual, " + ".join(skip_via), " + ".join(residual_via), at)
+
+
+def _short_name(call):
+    """The last part of a call's module name: "downsample" for "layer2.0.downsample"."""
+    return call.name.rsplit(".", 1)[-1]
+
+
+def _relative(name, block):
+    """``name`` without the block's prefix: "relu" for "layer2.0.relu" in "layer2.0"."""
+    return name[len(block) + 1:] if block else name
+
+
+def _origin(t):
+    """``t`` (a Tensor or an Edge) seen through the pass-through ops of hooks: the op that made it, or the
+    leaf itself. The same tensor before and after a hook's wrapper has the same origin."""
+    while t.creator is not None and getattr(t.creator, "is_hook", False):
+        t = t.creator.inputs[0]                    # the Edge of the pass-through op's input
+    if t.creator is not None:
+        return t.creator
+    return t.leaf if isinstance(t, Edge) else t
 
 
 def residual_sum(block_inputs, calls, output):
@@ -302,12 +392,15 @@ def residual_sum(block_inputs, calls, output):
     the output of an earlier layer; else the block's ``output`` if it is neither. ``calls``: (first input,
     output, tag) per layer call. Returns (the tensor, the tag of the layer that reads it or None), or
     (None, None)."""
-    known = {id(t) for t in block_inputs if t is not None}
+    known = {id(_origin(t)) for t in block_inputs if isinstance(t, Tensor)}     # seen through hooks' wrappers
     for first, out, tag in calls:
-        if isinstance(first, Tensor) and id(first) not in known:
+        if isinstance(first, Tensor) and id(_origin(first)) not in known:
             return first, tag
-        known.add(id(out))
-    return (output, None) if isinstance(output, Tensor) and id(output) not in known else (None, None)
+        if isinstance(out, Tensor):
+            known.add(id(_origin(out)))
+    if isinstance(output, Tensor) and id(_origin(output)) not in known:
+        return output, None
+    return None, None
 
 
 def is_residual_block(module):

@@ -14,7 +14,9 @@ arrow that skips rows (the skip connection) is drawn as a curve beside the other
 A whole network has hundreds of ops: ``draw_graph(loss, collapse=model, depth=1)`` draws each module
 call down to ``depth`` levels of the module tree as one box (purple: ``layer1``, ``layer2``, ... at
 depth 1; the blocks ``layer1.0``, ... at depth 2), its weights inside it; ops outside any module
-(the flatten before ``fc``, the loss) keep their own boxes. The pass-through ops that hooks and
+(the flatten before ``fc``, the loss) keep their own boxes. A module called twice (a block's ReLU) gives
+two boxes, ``layer1.0.relu`` and ``layer1.0.relu#2``, named as ``tinyresnet.trace`` names its records.
+The pass-through ops that hooks and
 ``tinyresnet.trace`` insert are left out of every drawing.
 """
 
@@ -142,11 +144,12 @@ def _module_calls(output, model, depth):
         if id(fn) in everything:
             continue
         everything[id(fn)] = fn
-        for module, made_by in vars(fn).get("module_calls", ()):
+        for module, made_by, number in vars(fn).get("module_calls", ()):
             if id(module) in name_of:
                 name = name_of[id(module)]
-                calls.append((name.count("."), name, module, fn, {id(f) for f in made_by}))
+                calls.append((name.count("."), number, name, module, fn, {id(f) for f in made_by}))
         stack.extend(e.creator for e in fn.edges() if e.creator is not None)
+    calls = _number_repeated_calls(calls)
     member = {}
     for level, name, module, out_fn, boundary in sorted(calls, key=lambda c: c[0]):   # deeper calls win
         if id(out_fn) in boundary:                    # returned its input unchanged: contains nothing
@@ -162,6 +165,18 @@ def _module_calls(output, model, depth):
         for fid in inside:
             member[fid] = (name, type(module).__name__, id(out_fn), module, expanded)
     return member
+
+
+def _number_repeated_calls(calls):
+    """Name a module's second call ``name#2`` (and so on, in the order the calls ran), as ``tinyresnet.trace``
+    and ``summary`` do: a block's ReLU gives ``layer1.0.relu`` and ``layer1.0.relu#2``. Takes (depth, call
+    number, name, module, output op, boundary) per call; returns them without the number, named uniquely."""
+    seen, named = {}, []
+    for level, _, name, module, out_fn, boundary in sorted(calls, key=lambda c: c[1]):
+        seen[name] = seen.get(name, 0) + 1
+        label = name if seen[name] == 1 else f"{name}#{seen[name]}"
+        named.append((level, label, module, out_fn, boundary))
+    return named
 
 
 def _collapse(graph, member):

@@ -11,6 +11,7 @@ A Module keeps three ordered registries, filled by plain attribute assignment:
 they were assigned: the same names and order as PyTorch, so torchvision checkpoints load by name.
 """
 
+import itertools
 from collections import OrderedDict
 from typing import NamedTuple
 
@@ -206,19 +207,23 @@ class Module:
         ``grad_input``: a tuple with, for each positional input, the gradient (an ndarray) of the loss
         with respect to it *through this module* (a tensor also used elsewhere gets the rest of its
         gradient there), or None for an input that needs no gradient; ``grad_output``: a one-element
-        tuple, the gradient of the module's output. A non-None return (a tuple of the same length)
-        replaces ``grad_input``: what flows on to the layers before. Runs once per call of the module in
-        the forward pass (a layer called twice, such as a block's ReLU, runs it twice). Supported: a
-        module whose output is one Tensor and which has at most one input that requires grad (every
-        layer and block here). Returns a handle whose ``.remove()`` unregisters it.
+        tuple, the gradient of the module's output. A non-None return (a tuple or list of the same length
+        and shapes; a bare array is an error, as in PyTorch) replaces ``grad_input``: what flows on to the
+        layers before; a None in it stops that input's gradient here (``x.grad`` stays None if this was its
+        only use). Runs once per call of the module in the forward pass (a layer called twice, such as a
+        block's ReLU, runs it twice), with the hooks registered when that call ran: removing a handle after
+        forward does not stop it in the coming backward (as in PyTorch). Supported: a module whose output
+        is one Tensor and which has at most one input that requires grad (every layer and block here).
+        Returns a handle whose ``.remove()`` unregisters it.
         """
         return _register(self._backward_hooks, fn, "register_full_backward_hook",
                          "fn(module, grad_input, grad_output)")
 
     def register_full_backward_pre_hook(self, fn):
         """Call ``fn(module, grad_output)`` when the gradient of this module's output is known, before the
-        module's own backward; a non-None return (a one-element tuple) replaces ``grad_output``, also in
-        what ``register_full_backward_hook`` receives. Returns a removable handle."""
+        module's own backward; a non-None return (a one-element tuple, of the output's shape) replaces
+        ``grad_output``, also in what ``register_full_backward_hook`` receives. As there, the hooks are
+        those registered when the module was called. Returns a removable handle."""
         return _register(self._backward_pre_hooks, fn, "register_full_backward_pre_hook", "fn(module, grad_output)")
 
     def macs(self, inputs, output):
@@ -436,13 +441,16 @@ def _register(hooks, fn, method, signature):
     return handle
 
 
+_CALL_NUMBERS = itertools.count()      # numbers module calls in the order they end (for viz's "relu#2")
+
+
 def note_call(creator, module, inputs):
     """Note on ``creator`` (the op that made a module call's output) which module ended there and where its
     inputs came from: ``creator.module_calls``, innermost call first, read by ``viz`` to draw a module as one
-    box. A list of (module, the ops that made its inputs)."""
+    box. A list of (module, the ops that made its inputs, a number that grows with every call)."""
     made_by = tuple(t.creator for t in inputs if isinstance(t, Tensor) and t.creator is not None)
     calls = vars(creator).setdefault("module_calls", [])
-    calls.append((module, made_by))
+    calls.append((module, made_by, next(_CALL_NUMBERS)))
 
 
 class BackwardHookFunction(Function):
@@ -450,16 +458,18 @@ class BackwardHookFunction(Function):
     output sees the gradient at that place only (through this module, not the tensor's other uses).
 
     Shapes: x -> x (the same array)
-    Saves:  nothing
+    Saves:  nothing. ``drop_gradient``: set by a module's backward hook that returned None for this
+    input's gradient; backward then passes no gradient on (as PyTorch does).
     """
 
     is_hook = True            # viz draws the graph without these
+    drop_gradient = False
 
     def forward(self, x):
         return x
 
     def backward(self, dout):
-        return dout
+        return None if self.drop_gradient else dout
 
 
 def pass_through_hook(x, on_grad):
@@ -474,10 +484,16 @@ def pass_through_hook(x, on_grad):
 
 class _BackwardHookCall:
     """One call of a module with backward hooks: wraps its input and output, and calls the hooks with
-    ``grad_output`` (from the output's wrapper) and ``grad_input`` (from the input's wrapper)."""
+    ``grad_output`` (from the output's wrapper) and ``grad_input`` (from the input's wrapper).
+
+    The hooks are the ones registered when the module was called (as in PyTorch): a handle removed
+    between forward and backward still runs in that backward, and a hook added then does not."""
 
     def __init__(self, module, args):
         self.module, self.size, self.grad_output = module, len(args), None
+        self.hooks = list(module._backward_hooks.values())
+        self.pre_hooks = list(module._backward_pre_hooks.values())
+        self.input_op = None                       # the BackwardHookFunction on the input, once wrapped
         wanted = [i for i, a in enumerate(args) if isinstance(a, Tensor) and a.requires_grad]
         if len(wanted) > 1:
             raise NotImplementedError(
@@ -491,6 +507,7 @@ class _BackwardHookCall:
             return args
         args = list(args)
         args[self.index] = pass_through_hook(args[self.index], self.on_grad_input)
+        self.input_op = args[self.index].creator
         return tuple(args)
 
     def wrap_output(self, out):
@@ -501,10 +518,10 @@ class _BackwardHookCall:
 
     def on_grad_output(self, grad):
         grad_output = (grad,)
-        for hook in list(self.module._backward_pre_hooks.values()):
+        for hook in self.pre_hooks:
             replaced = hook(self.module, grad_output)
             if replaced is not None:
-                grad_output = _grads(replaced, 1, "register_full_backward_pre_hook", "grad_output")
+                grad_output = self._checked(replaced, grad_output, "register_full_backward_pre_hook", "grad_output")
         self.grad_output = grad_output
         if self.index is None:                     # no input needs a gradient: the hooks run now, with Nones
             self.run_hooks((None,) * self.size)
@@ -512,24 +529,35 @@ class _BackwardHookCall:
 
     def on_grad_input(self, grad):
         grad_input = tuple(grad if i == self.index else None for i in range(self.size))
-        return self.run_hooks(grad_input)[self.index]
+        new = self.run_hooks(grad_input)[self.index]
+        self.input_op.drop_gradient = new is None      # a hook returned None for it: no gradient flows on
+        return new
 
     def run_hooks(self, grad_input):
-        for hook in list(self.module._backward_hooks.values()):
+        for hook in self.hooks:
             replaced = hook(self.module, grad_input, self.grad_output)
             if replaced is not None:
-                grad_input = _grads(replaced, self.size, "register_full_backward_hook", "grad_input")
+                grad_input = self._checked(replaced, grad_input, "register_full_backward_hook", "grad_input")
         return grad_input
 
-
-def _grads(value, size, method, what):
-    """A hook's replacement ``grad_input``/``grad_output`` as a tuple of ``size`` arrays (or None)."""
-    if not isinstance(value, (tuple, list)):
-        value = (value,)
-    if len(value) != size:
-        raise RuntimeError(f"a hook given to {method} returned {len(value)} gradients for {what}, which has {size}; "
-                           f"return a tuple of the same length (None where there is no gradient), or None to keep it")
-    return tuple(v.data if isinstance(v, Tensor) else v for v in value)
+    def _checked(self, value, old, method, what):
+        """A hook's replacement for ``old`` (``grad_input`` or ``grad_output``) as a tuple of arrays (or None),
+        after checking that it is a tuple (or list) of the same length and shapes."""
+        module = type(self.module).__name__
+        where = f"a hook given to {module}.{method}"
+        if not isinstance(value, (tuple, list)):
+            raise RuntimeError(f"{where} returned a {type(value).__name__} for {what}; return a tuple with one "
+                               f"gradient per entry of {what} (here ({what}[0] * 0.5,), for example), or None to "
+                               f"keep it")
+        if len(value) != len(old):
+            raise RuntimeError(f"{where} returned {len(value)} gradients for {what}, which has {len(old)}; return a "
+                               f"tuple of the same length (None where there is no gradient), or None to keep it")
+        new = tuple(v.data if isinstance(v, Tensor) else v for v in value)
+        for i, (v, g) in enumerate(zip(new, old)):
+            if v is not None and g is not None and tuple(np.shape(v)) != tuple(g.shape):
+                raise RuntimeError(f"{where} returned a gradient of shape {tuple(np.shape(v))} for {what}[{i}], which "
+                                   f"has shape {tuple(g.shape)}; return an array of the same shape as {what}[{i}]")
+        return new
 
 
 def _raw(value):
