@@ -38,7 +38,8 @@ def profile_tinyresnet(batch, steps, threads=None, model_name="resnet18_cifar"):
     from tinyresnet import models, optim, tiers
     from tinyresnet.autograd import Function
 
-    tiers.compute_settings(threads).__enter__()   # as the training loop has it, for the rest of this process
+    settings = tiers.compute_settings(threads)   # as the training loop has it, for the rest of this process
+    settings.__enter__()                          # (kept in a name: a dropped generator would put them back)
     rng = np.random.default_rng(0)
     x = tr.Tensor(rng.standard_normal((batch, 3, 32, 32), dtype=np.float32))
     y = rng.integers(0, 10, batch)

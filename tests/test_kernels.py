@@ -16,7 +16,9 @@ from tinyresnet import Tensor, kernels, no_grad
 from tinyresnet import functional as F
 from tinyresnet.gradcheck import assert_gradcheck
 from tinyresnet.kernels import conv as fast_conv
+from tinyresnet.kernels.rows import pixel_rows
 from tinyresnet.ops.activation import ReLUFunction
+from tinyresnet.ops.basic import AddFunction
 from tinyresnet.ops.conv import Conv1x1Function, Conv2dFunction, im2col
 from tinyresnet.ops.norm import BatchNorm2dFunction
 from tinyresnet.ops.pool import MaxPool2dFunction
@@ -70,13 +72,15 @@ def chunk_rows(request, monkeypatch):
 
 def test_every_kernel_names_the_plain_op_it_accelerates_and_the_switch_picks_it():
     assert set(kernels.FAST_KERNELS) == {Conv2dFunction, Conv1x1Function, BatchNorm2dFunction, MaxPool2dFunction,
-                                       ReLUFunction}
+                                       ReLUFunction, AddFunction}
     x = Tensor(np.random.default_rng(0).standard_normal((2, 3, 5, 5)), requires_grad=True)
     w = Tensor(np.random.default_rng(1).standard_normal((4, 3, 3, 3)))
     assert type(F.conv2d(x, w).creator) is kernels.FastConv2dFunction
+    assert type((x + x).creator) is type(F.add(x, x).creator) is kernels.FastAddFunction     # the operator too
     with tinyresnet.use_kernels("plain"):
         assert type(F.conv2d(x, w).creator) is Conv2dFunction
         assert type(F.max_pool2d(x, 2).creator) is MaxPool2dFunction
+        assert type((x + 1.0).creator) is type((1.0 + x).creator) is AddFunction
 
 
 # ------------------------------------------------------------------------------ im2col
@@ -340,6 +344,66 @@ def test_fast_relu_in_many_chunks_on_threads_equals_the_plain_one(monkeypatch, n
     np.testing.assert_array_equal(out, plain_out)
     np.testing.assert_array_equal(dx, plain_dx)
     assert np.isnan(out[1, 2, 3, 4]) and out.strides == np.empty_like(x).strides
+    if layouts[0] is not np.asfortranarray:
+        assert dx.strides == out.strides               # the gradient in x's layout, whatever dout's
+    assert not np.signbit(dx[~(x > 0)]).any()          # 0., never -0., on the reordering path too
+
+
+@pytest.mark.parametrize("n_threads", [1, 3])
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("layouts", [(channels_last, channels_last), (channels_last, np.ascontiguousarray),
+                                     (np.ascontiguousarray, channels_last),
+                                     (np.ascontiguousarray, np.ascontiguousarray),
+                                     (np.asfortranarray, np.ascontiguousarray)])
+def test_fast_add_equals_the_plain_one_and_keeps_channels_last(monkeypatch, n_threads, dtype, layouts):
+    """Chunks of 7 values on threads; the sum is channels-last when either map is (NumPy's own a + b of a
+    channels-last and a C-ordered map is C-ordered), and the gradients are the plain op's."""
+    from tinyresnet.kernels import rows as fast_rows
+    monkeypatch.setattr(fast_rows, "CHUNK_VALUES", 7)
+    rng = np.random.default_rng(23)
+    a, b = (layout(rng.standard_normal((3, 4, 5, 2)).astype(dtype)) for layout in layouts)
+    dout = rng.standard_normal(a.shape).astype(dtype)
+    with kernels.num_threads(n_threads):
+        fast = run(kernels.FastAddFunction(), a, b, dout=dout)
+    plain = run(AddFunction(), a, b, dout=dout)
+    for got, want in zip(fast, plain):
+        assert got.dtype == want.dtype == dtype
+        np.testing.assert_array_equal(got, want)
+    either_channels_last = pixel_rows(a) is not None or pixel_rows(b) is not None
+    assert (pixel_rows(fast[0]) is not None) == either_channels_last
+    assert (pixel_rows(a + b) is not None) == (pixel_rows(a) is not None and pixel_rows(b) is not None)
+
+
+@pytest.mark.parametrize("shapes", [((2, 3, 4, 5), (3, 1, 1)), ((2, 3), (2, 3)), ((2, 3, 4, 5), ())])
+def test_fast_add_of_other_shapes_is_the_plain_op(shapes):
+    """Broadcasting, 2-D arrays and scalars take the plain op's path, with its gradients summed back."""
+    rng = np.random.default_rng(24)
+    a, b = (rng.standard_normal(shape) for shape in shapes)
+    dout = rng.standard_normal(np.broadcast_shapes(*shapes))
+    for got, want in zip(run(kernels.FastAddFunction(), a, b, dout=dout), run(AddFunction(), a, b, dout=dout)):
+        np.testing.assert_array_equal(got, want)
+
+
+def test_a_resnet_stays_channels_last_through_its_type_a_shortcuts():
+    """With the fast add, every map after the first convolution of a CIFAR ResNet is channels-last in the forward
+    pass, type-A shortcuts included, and so is every gradient a ReLU hands back (dL/d its input), even where the
+    gradient reaching it was C-ordered (a type-A shortcut's backward makes one)."""
+    from tinyresnet import models
+    model = models.get_model("resnet20", num_classes=10)
+    layouts, grad_layouts = [], []
+
+    def watch_gradient(module, inputs):
+        inputs[0].register_hook(lambda g: grad_layouts.append(pixel_rows(g) is not None))
+
+    for m in model.modules():
+        if type(m).__name__ in ("ReLU", "BatchNorm2d"):
+            m.register_forward_hook(lambda mod, i, out: layouts.append(pixel_rows(out.data) is not None))
+        if type(m).__name__ == "ReLU":
+            m.register_forward_pre_hook(watch_gradient)
+    x = Tensor(np.random.default_rng(25).standard_normal((2, 3, 8, 8)).astype(np.float32))
+    F.cross_entropy(model(x), np.array([1, 2])).backward()
+    assert len(layouts) == 19 + 19 and all(layouts)
+    assert len(grad_layouts) == 19 and all(grad_layouts)
 
 
 @pytest.mark.usefixtures("tier")

@@ -14,13 +14,16 @@ arguments and returns the same values and gradients (float64 to 1e-12, float32 t
 - ``FastMaxPool2dFunction`` (``ops.pool.MaxPool2dFunction``): padding in the input's memory layout,
   the running maximum in place, no argmax when no backward can come.
 - ``FastReLUFunction`` (``ops.activation.ReLUFunction``): the backward as a product, not NumPy's
-  element-by-element ``where``.
+  element-by-element ``where``, made in the forward's memory layout.
+- ``FastAddFunction`` (``ops.basic.AddFunction``): the residual add on the threads, its sum channels-last
+  when either map is (so a type-A shortcut's C-ordered map does not reorder the rest of the network).
 
 ``tinyresnet.use_kernels("plain")`` turns them off; a student's release leaves this package out.
 Threads (``num_threads``) and the allocator (``keep_freed_memory``) are this tier's policy and live here.
 """
 
 from .activation import FastReLUFunction
+from .add import FastAddFunction
 from .conv import FastConv1x1Function, FastConv2dFunction
 from .memory import keep_freed_memory
 from .norm import FastBatchNorm2dFunction
@@ -28,9 +31,9 @@ from .pool import FastMaxPool2dFunction
 from .threads import for_each_thread, get_num_threads, num_threads
 
 KERNELS = (FastConv2dFunction, FastConv1x1Function, FastBatchNorm2dFunction, FastMaxPool2dFunction,
-           FastReLUFunction)
+           FastReLUFunction, FastAddFunction)
 FAST_KERNELS = {kernel.accelerates: kernel for kernel in KERNELS}     # plain op -> its fast kernel
 
-__all__ = ["FAST_KERNELS", "KERNELS", "FastBatchNorm2dFunction", "FastConv1x1Function", "FastConv2dFunction",
-           "FastMaxPool2dFunction", "FastReLUFunction", "for_each_thread", "get_num_threads", "keep_freed_memory",
-           "num_threads"]
+__all__ = ["FAST_KERNELS", "KERNELS", "FastAddFunction", "FastBatchNorm2dFunction", "FastConv1x1Function",
+           "FastConv2dFunction", "FastMaxPool2dFunction", "FastReLUFunction", "for_each_thread", "get_num_threads",
+           "keep_freed_memory", "num_threads"]

@@ -20,7 +20,7 @@ class FastReLUFunction(ReLUFunction):
 
     Shapes: x (any) -> same shape
     Saves:  the mask x > 0
-    Layout: the output has x's memory layout
+    Layout: the output, and the gradient dx, have x's memory layout
     """
 
     accelerates = ReLUFunction
@@ -42,11 +42,13 @@ class FastReLUFunction(ReLUFunction):
 
     @uses_threads
     def backward(self, dout):
-        order = memory_order(dout)
-        if order is None or order != memory_order(self.mask) or dout.size == 0:
+        order, mask_order = memory_order(dout), memory_order(self.mask)     # None: not a NumPy array in C or
+        if order is None or mask_order is None or dout.size == 0:             # channels-last order
             dx = dout * self.mask
             dx += 0.0                               # −0. + 0. = 0.: no negative zeros for students to see
             return dx
+        if order != mask_order:
+            return self._backward_reordered(dout)
         values, mask = flat_values(dout), flat_values(self.mask)
         dx = np.empty_like(dout)
         dx_values = flat_values(dx)
@@ -56,3 +58,16 @@ class FastReLUFunction(ReLUFunction):
             dx_values[part] += 0.0                  # −0. + 0. = 0.
         each_chunk(product, values.size, 1)
         return dx
+
+    def _backward_reordered(self, dout):
+        """dout · mask for a dout in another memory layout than the mask (a C-ordered gradient reaching a
+        channels-last map): the product made in the mask's layout, so the gradient leaves in the layout the
+        forward pass had, a few images at a time on the threads (each chunk reads dout across its strides)."""
+        dx = np.empty_like(self.mask, dtype=dout.dtype)     # the mask's layout
+
+        def product(part):
+            np.multiply(dout[part], self.mask[part], out=dx[part])
+            dx[part] += 0.0                                  # −0. + 0. = 0.
+        each_chunk(product, dout.shape[0], dout[0].size if dout.ndim > 1 else 1)
+        return dx
+

@@ -96,6 +96,22 @@ def channel_sums(rows, channels, *others):
     return [fold(t, channels) for t in total]
 
 
+def centred_square_sums(rows, mean_t, channels):
+    """Per-channel Σ (rows − mean)², float64 (C,): one pass over the memory on the compute threads, each chunk's
+    rows − mean made in a chunk-sized buffer (in cache, never written to memory); ``mean_t`` is the mean ``tile``'d."""
+    parts = chunks(*rows.shape)
+
+    def sums(share):
+        total = np.zeros(rows.shape[1])
+        buffer = np.empty((parts[0].stop - parts[0].start, rows.shape[1]), rows.dtype)
+        for part in share:
+            centred = np.subtract(rows[part], mean_t, out=buffer[:part.stop - part.start])
+            total += np.einsum("ij,ij->j", centred, centred)                   # Σ (x − μ)², no square array
+        return total
+
+    return fold(sum(for_each_thread(sums, parts)), channels)
+
+
 def each_chunk(work, n_rows, row_length, scratch=None):
     """Run ``work(part)`` for every chunk of rows (``chunks``), the chunks dealt out to the compute threads.
 
