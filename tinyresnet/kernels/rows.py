@@ -18,7 +18,11 @@ import numpy as np
 
 from .threads import for_each_thread
 
-CHUNK_VALUES = 1 << 15      # numbers per chunk: 128 KiB of float32, a few of which fit in a core's L2 cache
+# Numbers per chunk: 512 KiB of float32; the two or three arrays a step touches still fit in a 2 MiB L2 cache.
+# Smaller chunks mean more, shorter NumPy calls, and two threads then spend their time handing the GIL to each
+# other between calls: on 2 threads a 128×16×32×32 batch norm forward and backward took 18 ms in 128 KiB
+# chunks against 12.3 ms in these, and ResNet-20's step at batch 128 884 against 940 ms (5 alternating rounds).
+CHUNK_VALUES = 1 << 17
 
 
 def pixel_rows(a):
