@@ -1,5 +1,11 @@
-"""Shared fixtures: the devices to run on (the GPU ones skip with a reason when absent), and the two
-kernel tiers (the plain ops and the fast kernels) that the op, gradient and parity tests run under."""
+"""Shared fixtures: the devices to run on (the GPU ones skip with a reason when absent), the two
+kernel tiers (the plain ops and the fast kernels) that the op, gradient and parity tests run under, and
+the tutorials' notebook runs."""
+
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -59,3 +65,31 @@ def claims(doc_claims):
 @pytest.fixture(scope="module")
 def by_id(doc_claims):
     return {c.id: c for c in doc_claims}
+
+
+TUTORIAL_SCRIPTS = sorted((Path(__file__).resolve().parents[1] / "tutorials").glob("[0-9][0-9]_*.py"))
+
+
+@pytest.fixture(scope="session")
+def tutorial_runs(tmp_path_factory):
+    """{stem: (notebook or the exception, its output folder, seconds)} for every tutorial, run as a notebook in
+    quick mode, once per session: tests/test_tutorials.py and tests/test_experiments.py both read these runs."""
+    pytest.importorskip("nbclient", reason="notebook execution needs nbclient: pip install -e '.[test]'")
+    pytest.importorskip("ipykernel", reason="notebook execution needs ipykernel: pip install -e '.[test]'")
+    from tinyresnet.course.notebook import execute_tutorial
+
+    base = tmp_path_factory.mktemp("notebooks")
+
+    def run(script):
+        started = time.perf_counter()
+        try:
+            result = execute_tutorial(script, base, quick=True, timeout=300)
+        except Exception as error:          # reported by the test of that tutorial
+            result = error
+        return script.stem, (result, base / script.stem, time.perf_counter() - started)
+
+    workers = int(os.environ.get("TINYRESNET_TEST_WORKERS", "2"))
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        runs = dict(pool.map(run, TUTORIAL_SCRIPTS))
+    print("\nnotebook runs (s): " + ", ".join(f"{stem[:2]} {secs:.0f}" for stem, (_, _, secs) in runs.items()))
+    return runs

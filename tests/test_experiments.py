@@ -1,14 +1,13 @@
 """The experiment tutorials (01 and 11-13) and their shared code, tutorials/_experiments.py.
 
-Each tutorial runs once with --quick as a subprocess (as a user starts it); the tests check the figures
-and numbers it wrote. Quick-run training errors mean nothing and are not checked; counts, ratios and
-the structure of the results are.
+Each tutorial's quick run is the one tests/test_tutorials.py executes as a notebook (the session fixture
+``tutorial_runs`` in conftest.py: each runs once); the tests here check the figures and numbers it wrote.
+Quick-run training errors mean nothing and are not checked; counts, ratios and the structure of the
+results are.
 """
 
 import json
-import os
 import re
-import subprocess
 import sys
 from pathlib import Path
 
@@ -21,24 +20,23 @@ STEMS = ["01_degradation", "11_shortcuts_and_preactivation", "12_deeper_is_bette
          "13_bottleneck_speed_and_weight_decay"]
 sys.path.insert(0, str(TUTORIALS))
 
-_runs = {}
+
+@pytest.fixture(scope="module")
+def quick_runs(tutorial_runs):
+    return tutorial_runs
 
 
-def run_quick(stem, tmp_path_factory):
-    if stem not in _runs:
-        out = tmp_path_factory.mktemp(stem)
-        env = dict(os.environ, MPLBACKEND="Agg", PYTHONIOENCODING="utf-8", OPENBLAS_NUM_THREADS="1",
-                   OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
-        proc = subprocess.run([sys.executable, str(TUTORIALS / f"{stem}.py"), "--quick", "--out", str(out)],
-                              cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
-        _runs[stem] = (proc, out)
-    return _runs[stem]
+def output_of(stem, runs):
+    """The output folder of the tutorial's quick run; fails the test if the run failed."""
+    notebook, out, _ = runs[stem]
+    if isinstance(notebook, Exception):
+        pytest.fail(f"{stem} failed:\n{str(notebook)[-3000:]}")
+    return out
 
 
 @pytest.mark.parametrize("stem", STEMS)
-def test_quick_run_writes_every_figure_and_its_numbers(stem, tmp_path_factory):
-    proc, out = run_quick(stem, tmp_path_factory)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+def test_quick_run_writes_every_figure_and_its_numbers(stem, quick_runs):
+    out = output_of(stem, quick_runs)
     figures = re.findall(r'save_figure\([^)]*"([^"]+\.png)"', (TUTORIALS / f"{stem}.py").read_text(encoding="utf-8"))
     assert figures
     for name in figures:
@@ -47,8 +45,8 @@ def test_quick_run_writes_every_figure_and_its_numbers(stem, tmp_path_factory):
     assert results and (out / "output.txt").stat().st_size > 0
 
 
-def test_01_reports_bands_over_seeds_and_the_diagnosis(tmp_path_factory):
-    _, out = run_quick("01_degradation", tmp_path_factory)
+def test_01_reports_bands_over_seeds_and_the_diagnosis(quick_runs):
+    out = output_of("01_degradation", quick_runs)
     r = json.loads((out / "results.json").read_text(encoding="utf-8"))
     assert len(r["seeds"]) >= 2
     for name in ("plain20", "plain56", "resnet20", "resnet56"):
@@ -59,15 +57,15 @@ def test_01_reports_bands_over_seeds_and_the_diagnosis(tmp_path_factory):
     assert set(r["verdicts"].values()) <= {"higher", "lower", "overlapping"}
 
 
-def test_12_counts_the_papers_parameters(tmp_path_factory):
-    _, out = run_quick("12_deeper_is_better", tmp_path_factory)
+def test_12_counts_the_papers_parameters(quick_runs):
+    out = output_of("12_deeper_is_better", quick_runs)
     r = json.loads((out / "results.json").read_text(encoding="utf-8"))
     for depth, p in r["paper"].items():
         assert abs(r["counted_params"][depth] / p["params"] - 1) < 0.03, depth      # 0.27M ... 19.4M
 
 
-def test_13_mac_ratio_is_the_same_at_every_size(tmp_path_factory):
-    _, out = run_quick("13_bottleneck_speed_and_weight_decay", tmp_path_factory)
+def test_13_mac_ratio_is_the_same_at_every_size(quick_runs):
+    out = output_of("13_bottleneck_speed_and_weight_decay", quick_runs)
     r = json.loads((out / "results.json").read_text(encoding="utf-8"))
     rows = r["speed"]["rows"]
     assert [round(row["mac_ratio"], 2) for row in rows] == [16.94] * len(rows)

@@ -231,6 +231,21 @@ def test_fast_batch_norm_equals_the_plain_one(layout, dtype, training, affine):
         np.testing.assert_allclose(got, want, rtol=RTOL[dtype], atol=0)
 
 
+@pytest.mark.parametrize("rows, group", [(12, 4), (13, 4), (3, 4), (0, 4), (7, 1)])
+def test_column_sums_in_float32_groups_added_in_float64(rows, group):
+    """Batch norm's sums: whole groups of rows in one stacked call, the rows left over on their own, the groups'
+    float32 sums added in float64; equal to the float64 sums to float32 precision."""
+    from tinyresnet.kernels.rows import column_sums
+    rng = np.random.default_rng(26)
+    block, other = (rng.standard_normal((rows, 6)).astype(np.float32) + 50 for _ in range(2))
+    want = block.astype(np.float64).sum(axis=0)
+    want_dot = (block.astype(np.float64) * other).sum(axis=0)
+    got, got_dot = column_sums(block, group), column_sums(block, group, other)
+    assert got.dtype == got_dot.dtype == np.float64 and got.shape == (6,)
+    np.testing.assert_allclose(got, want, rtol=2e-7)
+    np.testing.assert_allclose(got_dot, want_dot, rtol=2e-7)
+
+
 @pytest.mark.parametrize("n_threads", [1, 3])
 @pytest.mark.parametrize("dout_layout", [np.ascontiguousarray, channels_last])
 def test_fast_batch_norm_in_many_chunks_on_threads_equals_the_plain_one(monkeypatch, n_threads, dout_layout):
@@ -238,6 +253,7 @@ def test_fast_batch_norm_in_many_chunks_on_threads_equals_the_plain_one(monkeypa
     out to threads; dout may come in another layout than x."""
     from tinyresnet.kernels import rows as fast_rows
     monkeypatch.setattr(fast_rows, "CHUNK_VALUES", 2 * 5 * 3)          # W·C = 15 numbers a row
+    monkeypatch.setattr(fast_rows, "SUM_VALUES", 3 * 5 * 3)            # and the sums in other chunks
     rng = np.random.default_rng(21)
     for dtype in (np.float32, np.float64):
         x = channels_last((rng.standard_normal((3, 3, 7, 5)) * 3 + 100).astype(dtype))

@@ -13,8 +13,6 @@ import os
 import re
 import subprocess
 import sys
-import time
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -39,27 +37,9 @@ def test_there_are_the_ten_original_tutorials_and_each_declares_figures():
 
 
 @pytest.fixture(scope="session")
-def executed(tmp_path_factory):
-    """{stem: (notebook or the exception, its output folder, seconds)} for every tutorial, run as a notebook."""
-    pytest.importorskip("nbclient", reason="notebook execution needs nbclient: pip install -e '.[test]'")
-    pytest.importorskip("ipykernel", reason="notebook execution needs ipykernel: pip install -e '.[test]'")
-    from tinyresnet.course.notebook import execute_tutorial
-
-    base = tmp_path_factory.mktemp("notebooks")
-
-    def run(script):
-        started = time.perf_counter()
-        try:
-            result = execute_tutorial(script, base, quick=True, timeout=300)
-        except Exception as error:          # reported by the test of that tutorial
-            result = error
-        return script.stem, (result, base / script.stem, time.perf_counter() - started)
-
-    workers = int(os.environ.get("TINYRESNET_TEST_WORKERS", "2"))
-    with ThreadPoolExecutor(max_workers=workers) as pool:
-        runs = dict(pool.map(run, SCRIPTS))
-    print("\nnotebook runs (s): " + ", ".join(f"{stem[:2]} {secs:.0f}" for stem, (_, _, secs) in runs.items()))
-    return runs
+def executed(tutorial_runs):
+    """Every tutorial run as a notebook (conftest.tutorial_runs, shared with tests/test_experiments.py)."""
+    return tutorial_runs
 
 
 def notebook_of(stem, executed):
