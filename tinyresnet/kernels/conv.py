@@ -182,43 +182,59 @@ class FastConv2dFunction(Conv2dFunction):
                   for g in range(G)]
         wmats = [None if gather else self._weight_matrix(g) for g in range(G)]
 
+        # With the gather, dW comes from the same dout columns: x[q] meets dout at q − d·(K−1−kh') + p in the
+        # window (kh', kw') of dout's columns, which is the forward's tap (K−1−kh', K−1−kw'), so
+        # xᵀ · im2col(dout) is dW with the taps flipped, and x's own columns are never built in backward.
+        from_dout = gather and dx_mat is not None
+
         def backward_slices(share):                                       # one thread's slices of the batch
             n_images = share[0].stop - share[0].start                     # its first slice is its largest
-            buf = xp.empty((n_images * OH * OW, KH * KW * Cg), dtype=x.dtype)   # one slice's columns of x,
+            buf = (None if from_dout                                      # one slice's columns of x,
+                   else xp.empty((n_images * OH * OW, KH * KW * Cg), dtype=x.dtype))
             dout_buf = (xp.empty((n_images * H * W, KH * KW * OCg), dtype=dout.dtype)
-                        if gather else None)                               # of dout (one row per pixel of x),
-            dw_part = (xp.empty((OCg, KH * KW * Cg), dtype=dout.dtype)    # and one slice's share of dWmatᵀ
-                       if len(share) > 1 else None)
-            dwmat_t = xp.empty((G, OCg, KH * KW * Cg), dtype=dout.dtype)  # dWmatᵀ per group: a filter per row
+                        if from_dout else None)                            # of dout (one row per pixel of x),
+            shape = (Cg, KH * KW * OCg) if from_dout else (OCg, KH * KW * Cg)
+            dw_part = xp.empty(shape, dtype=dout.dtype) if len(share) > 1 else None   # one slice's share of dW,
+            dw_sum = xp.empty((G, *shape), dtype=dout.dtype)              # and the thread's sum, per group:
+            # dWmatᵀ (a filter per row), or from dout's columns the flipped (C/G, KH·KW·OC/G)
             for g in range(G):
                 c, oc = slice(g * Cg, (g + 1) * Cg), slice(g * OCg, (g + 1) * OCg)   # group g's channels
                 for i, b in enumerate(share):
                     rows, x_rows = slice(b.start * OH * OW, b.stop * OH * OW), slice(b.start * H * W, b.stop * H * W)
-                    cols = self._columns(x[b, c], buf[:rows.stop - rows.start])
-                    if i == 0:
-                        xp.matmul(dout_mat[rows, oc].T, cols, out=dwmat_t[g])      # dWmatᵀ = doutᵀ · cols,
-                    else:
-                        xp.matmul(dout_mat[rows, oc].T, cols, out=dw_part)
-                        dwmat_t[g] += dw_part                                      # summed over the slices
-                    if dx_mat is None:
-                        continue
-                    if gather:
+                    if from_dout:
                         reach = (dh * (KH - 1) - ph, dw * (KW - 1) - pw)           # dout's padding
                         dout_cols = strided_im2col(dout[b, oc], KH, KW, (1, 1), reach,
                                                    out=dout_buf[:x_rows.stop - x_rows.start],
                                                    **self._dilated())           # (n*H*W, KH*KW*OC/G)
+                        pixels = x[b, c].transpose(0, 2, 3, 1).reshape(-1, Cg)     # (n*H*W, C/G), a view if
+                        left, right = pixels.T, dout_cols                          # x is channels-last
+                    else:
+                        left = dout_mat[rows, oc].T
+                        right = self._columns(x[b, c], buf[:rows.stop - rows.start])
+                    if i == 0:
+                        xp.matmul(left, right, out=dw_sum[g])                      # dWmatᵀ = doutᵀ · cols
+                    else:                                                          # (or xᵀ · im2col(dout)),
+                        xp.matmul(left, right, out=dw_part)
+                        dw_sum[g] += dw_part                                       # summed over the slices
+                    if dx_mat is None:
+                        continue
+                    if from_dout:
                         xp.matmul(dout_cols, wflips[g], out=dx_mat[x_rows, c])     # dx = im2col(dout) · Wflip
                     else:
                         dcols = dout_mat[rows, oc] @ wmats[g].T                    # dcols = dout · Wmatᵀ
                         dx = col2im(dcols, x[b, c].shape, KH, KW, self.stride, self.padding,
                                     self.dilation)                                 # (n, C/G, H, W)
                         dx_mat[x_rows, c] = dx.transpose(0, 2, 3, 1).reshape(-1, Cg)
-            return dwmat_t
+            return dw_sum
 
-        dwmat_t, *others = for_each_thread(backward_slices, chunks, xp)   # each thread's sums over its slices
+        dw_sum, *others = for_each_thread(backward_slices, chunks, xp)    # each thread's sums over its slices
         for other in others:
-            dwmat_t += other
-        dweight = dwmat_t.reshape(OC, KH, KW, Cg).transpose(0, 3, 1, 2).copy()   # (OC, C/G, KH, KW), groups in order
+            dw_sum += other
+        if from_dout:                                                     # (G, C/G, KH', KW', OC/G), flipped
+            flipped = dw_sum.reshape(G, Cg, KH, KW, OCg)[:, :, ::-1, ::-1, :]
+            dweight = flipped.transpose(0, 4, 1, 2, 3).reshape(OC, Cg, KH, KW)   # a copy, groups in order
+        else:
+            dweight = dw_sum.reshape(OC, KH, KW, Cg).transpose(0, 3, 1, 2).copy()   # (OC, C/G, KH, KW)
         dx = None if dx_mat is None else dx_mat.reshape(N, H, W, Cg * G).transpose(0, 3, 1, 2)   # (N, C, H, W)
         if self.has_bias:
             return dx, dweight, dout.sum(axis=(0, 2, 3))
