@@ -6,8 +6,8 @@ arguments and returns the same values and gradients (float64 to 1e-12, float32 t
 
 - ``FastConv2dFunction`` (accelerates ``ops.conv.Conv2dFunction``): im2col by one strided copy into
   a reused buffer, a slice of the batch at a time (the columns still in cache for the product),
-  the columns rebuilt in backward instead of kept, dx by a gather for stride 1, slices dealt out
-  to threads.
+  the columns rebuilt in backward instead of kept, dx by a gather for stride 1 (and dW from the
+  gather's columns of dout, so x's columns are not rebuilt), slices dealt out to threads.
 - ``FastConv1x1Function`` (``ops.conv.Conv1x1Function``): the one product's rows dealt out to threads.
 - ``FastBatchNorm2dFunction`` (``ops.norm.BatchNorm2dFunction``): sums of products as einsums,
   elementwise steps in place, the backward's two means from the sums already made.

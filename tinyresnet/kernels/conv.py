@@ -13,7 +13,9 @@ made fast, each step measured against PyTorch CPU (see benchmarks/README.md). Sa
   view, and the next op (batch norm, ReLU, the next convolution) reads it in that order without
   a copy.
 - For stride 1, dx is a gather (im2col of the padded dout times the flipped filters) instead of
-  col2im's scatter.
+  col2im's scatter, and dW comes from the same columns of dout (xᵀ · im2col(dout) is dW with its taps
+  flipped), so backward never rebuilds x's columns: one backward of a 3×3 conv at batch 128 took
+  20–30% less time on one thread (16@32: 38 → 31 ms; 64@8: 18 → 13 ms, thread CPU time).
 - A dilation is only other strides in the strided view (a window's taps d pixels apart), so the
   forward, the weight gradient and the stride-1 gather handle it as they handle d = 1; a strided
   dilated dx goes through the plain ``col2im``, as every strided dx does.
