@@ -93,3 +93,11 @@ def tutorial_runs(tmp_path_factory):
         runs = dict(pool.map(run, TUTORIAL_SCRIPTS))
     print("\nnotebook runs (s): " + ", ".join(f"{stem[:2]} {secs:.0f}" for stem, (_, _, secs) in runs.items()))
     return runs
+
+
+def tutorial_run(runs, stem):
+    """(executed notebook, output folder) of one tutorial's run in ``tutorial_runs``; fails the test if it failed."""
+    notebook, out, _ = runs[stem]
+    if isinstance(notebook, Exception):
+        pytest.fail(f"{stem} failed as a notebook:\n{str(notebook)[-3000:]}")
+    return notebook, out

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import tutorial_run
 
 ROOT = Path(__file__).resolve().parents[1]
 TUTORIALS = ROOT / "tutorials"
@@ -28,10 +29,7 @@ def quick_runs(tutorial_runs):
 
 def output_of(stem, runs):
     """The output folder of the tutorial's quick run; fails the test if the run failed."""
-    notebook, out, _ = runs[stem]
-    if isinstance(notebook, Exception):
-        pytest.fail(f"{stem} failed:\n{str(notebook)[-3000:]}")
-    return out
+    return tutorial_run(runs, stem)[1]
 
 
 @pytest.mark.parametrize("stem", STEMS)

@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from conftest import tutorial_run
 
 ROOT = Path(__file__).resolve().parents[1]
 TUTORIALS = ROOT / "tutorials"
@@ -43,10 +44,7 @@ def executed(tutorial_runs):
 
 
 def notebook_of(stem, executed):
-    notebook, out, _ = executed[stem]
-    if isinstance(notebook, Exception):
-        pytest.fail(f"{stem} failed as a notebook:\n{str(notebook)[-3000:]}")
-    return notebook, out
+    return tutorial_run(executed, stem)
 
 
 @pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.stem)
