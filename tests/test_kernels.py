@@ -365,6 +365,22 @@ def test_fast_relu_in_many_chunks_on_threads_equals_the_plain_one(monkeypatch, n
     assert not np.signbit(dx[~(x > 0)]).any()          # 0., never -0., on the reordering path too
 
 
+@pytest.mark.parametrize("dout_layout", [channels_last, np.ascontiguousarray])
+def test_fast_relu_float32_backward_is_the_plain_where_even_for_nan_and_inf(dout_layout):
+    """float32: the product of dout's bits with the mask gives where(mask, dout, 0) exactly: 0. (not -0.) where
+    x <= 0, and a NaN or inf in dout at such an input gives 0., as the plain op's where does."""
+    rng = np.random.default_rng(27)
+    x = channels_last(rng.standard_normal((2, 3, 4, 5)).astype(np.float32))
+    dout = dout_layout(rng.standard_normal(x.shape).astype(np.float32))
+    off = np.argwhere(x <= 0)[:3]
+    for (n, c, h, w), bad in zip(off, (np.nan, np.inf, -np.inf)):
+        dout[n, c, h, w] = bad
+    _, dx = run(kernels.FastReLUFunction(), x, dout=dout)
+    _, plain_dx = run(ReLUFunction(), x, dout=dout)
+    np.testing.assert_array_equal(dx, plain_dx)
+    assert np.isfinite(dx).all() and not np.signbit(dx[x <= 0]).any()
+
+
 @pytest.mark.parametrize("n_threads", [1, 3])
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("layouts", [(channels_last, channels_last), (channels_last, np.ascontiguousarray),

@@ -12,11 +12,13 @@ class FastReLUFunction(ReLUFunction):
     """``ops.activation.ReLUFunction``: forward and backward in chunks of the array's memory on the threads
     (``kernels.rows``), each chunk's maximum and mask, or product, made while it is in cache.
 
-    The backward is ``dout · mask`` instead of ``where(mask, dout, 0)``: NumPy's ``where`` runs element by
-    element, about 7× slower than the vectorised product on a float32 map (18 against 2.5 ms for
-    64×64×32×32). The product gives −0. where a negative ``dout`` meets ``False``; adding 0. turns every −0.
-    into 0. in place, so the values equal the plain op's. They differ only where ``dout`` itself is ±inf
-    or NaN at an input ≤ 0 (NaN here, 0. in the plain op), which only a diverged run produces.
+    The backward is a product with the mask instead of ``where(mask, dout, 0)``: NumPy's ``where`` runs
+    element by element, about 7× slower than a vectorised product on a float32 map (18 against 2.5 ms for
+    64×64×32×32). For float32 the product is of dout's bits, as 32-bit integers, with the mask (1 or 0):
+    dout's own bits where x > 0, the bits of 0. elsewhere. That is ``where(mask, dout, 0)`` exactly (no −0.,
+    and a NaN or ±inf in dout at an input ≤ 0 gives 0., as in the plain op) in one pass: 45 against 80 µs
+    per 128 Ki numbers for the float product followed by adding 0. to turn its −0. into 0., which other
+    dtypes still do (a NaN or ±inf dout at an input ≤ 0 then gives NaN, which only a diverged run makes).
 
     Shapes: x (any) -> same shape
     Saves:  the mask x > 0
@@ -54,8 +56,7 @@ class FastReLUFunction(ReLUFunction):
         dx_values = flat_values(dx)
 
         def product(part):
-            np.multiply(values[part], mask[part], out=dx_values[part])
-            dx_values[part] += 0.0                  # −0. + 0. = 0.
+            masked_product(values[part], mask[part], dx_values[part])
         each_chunk(product, values.size, 1)
         return dx
 
@@ -66,8 +67,17 @@ class FastReLUFunction(ReLUFunction):
         dx = np.empty_like(self.mask, dtype=dout.dtype)     # the mask's layout
 
         def product(part):
-            np.multiply(dout[part], self.mask[part], out=dx[part])
-            dx[part] += 0.0                                  # −0. + 0. = 0.
+            masked_product(dout[part], self.mask[part], dx[part])
         each_chunk(product, dout.shape[0], dout[0].size if dout.ndim > 1 else 1)
         return dx
+
+
+def masked_product(dout, mask, out):
+    """``out`` = dout where mask, 0. elsewhere (never −0.): for float32 one product of dout's bits with the mask;
+    for other dtypes the float product, then 0. added to turn −0. into 0."""
+    if dout.dtype == np.float32:
+        np.multiply(dout.view(np.uint32), mask, out=out.view(np.uint32))     # bits × 1, or × 0: the bits of 0.
+    else:
+        np.multiply(dout, mask, out=out)
+        out += 0.0                                                           # −0. + 0. = 0.
 
