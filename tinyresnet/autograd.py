@@ -25,6 +25,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .backend import check_device, device_of, get_array_module, to_device, to_numpy
+from .tiers import implementation
 
 _PACKAGE_DIR = os.path.dirname(os.path.abspath(__file__))
 
@@ -951,5 +952,4 @@ _ops = _BasicOps()
 def _add_function():
     """The class that runs ``a + b``: ``ops.basic.AddFunction``, or its fast kernel on the fast tier (the residual
     add on the kernels' threads, kept channels-last; ``tinyresnet.tiers``)."""
-    from .tiers import implementation
     return implementation(_ops.AddFunction)

@@ -21,6 +21,7 @@ import numpy as np
 
 from .autograd import Tensor, no_grad
 from .backend import get_array_module
+from .tables import text_table
 from .trace import is_residual_block, residual_sum
 
 ZERO_MAC_NOTE = "BatchNorm, ReLU, pooling, concatenation and the residual addition are counted as 0 MACs"
@@ -62,18 +63,8 @@ class ModelSummary:
         header = ("layer", "type", "output shape", "params", "MACs")
         table = [("  " * (r.depth - 1) + r.name, r.type, str(r.output_shape), f"{r.params:,}", f"{r.macs:,}")
                  for r in rows]
-        widths = [max(len(line[i]) for line in [header] + table) for i in range(5)]
-
-        def line(cells):
-            left = [c.ljust(w) for c, w in zip(cells[:3], widths[:3])]
-            right = [c.rjust(w) for c, w in zip(cells[3:], widths[3:])]
-            return "  ".join(left + right).rstrip()
-
-        rule = "-" * len(line(header))
-        out = [f"{self.model}, input {format_size(self.input_size)}", rule, line(header), rule]
-        out += [line(cells) for cells in table]
-        out += [rule,
-                f"total parameters:     {self.total_params:,}",
+        out = [f"{self.model}, input {format_size(self.input_size)}", *text_table(header, table, right=2)]
+        out += [f"total parameters:     {self.total_params:,}",
                 f"trainable parameters: {self.trainable_params:,}",
                 f"multiply-accumulates: {self.total_macs:,} ({_in_units(self.total_macs)}) per image",
                 f"output shape:         {self.output_shape}",

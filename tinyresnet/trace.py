@@ -26,6 +26,7 @@ the graph still record if backward runs after it. Modules with backward hooks of
 (``register_full_backward_hook``) are recorded and split as the others.
 """
 
+import html
 from dataclasses import dataclass
 
 import numpy as np
@@ -34,6 +35,7 @@ from .autograd import Edge, Tensor, is_grad_enabled
 from .backend import to_numpy
 from .nn.module import pass_through_hook
 from .ops.basic import AddFunction
+from .tables import text_table
 
 SKIP_NAMES = ("downsample", "shortcut")        # where a block keeps its projection shortcut
 
@@ -109,13 +111,13 @@ class SkipSplit:
         where = (f"dL/dx at the input of {name}" if self.at == "input" else
                  f"dL/d(output of {self.at}) in {name}, the tensor both the skip and the branch read")
         lines = [f"{where} ({self.block_type}), shape {tuple(self.total.shape)}",
-                 *_table(header, table), f"skip + residual == total: {verdict}"]
+                 *text_table(header, table), f"skip + residual == total: {verdict}"]
         return "\n".join(lines)
 
     __str__ = to_text
 
     def _repr_html_(self):
-        return f"<pre>{_escape(self.to_text())}</pre>"
+        return f"<pre>{html.escape(self.to_text(), quote=False)}</pre>"
 
 
 class Recorder:
@@ -267,7 +269,7 @@ class Recorder:
                          str(r.shape) if out is not None else "", _number(out, np.mean), _number(out, np.std),
                          _number(r.grad, np.linalg.norm), _number(r.grad_input, np.linalg.norm)))
         title = f"trace of {type(self.module).__name__}: {len(self._records)} records"
-        return "\n".join([title, *_table(header, rows)])
+        return "\n".join([title, *text_table(header, rows)])
 
     __str__ = to_text
 
@@ -275,7 +277,7 @@ class Recorder:
         return f"<Recorder of {type(self.module).__name__}: {len(self._records)} records>"
 
     def _repr_html_(self):
-        return f"<pre>{_escape(self.to_text())}</pre>"
+        return f"<pre>{html.escape(self.to_text(), quote=False)}</pre>"
 
 
 def record(module):
@@ -427,17 +429,3 @@ def _watch(rec, t):
 
 def _number(a, stat):
     return "" if a is None else f"{float(stat(a)):.4g}"
-
-
-def _table(header, rows):
-    widths = [max(len(str(line[i])) for line in [header, *rows]) for i in range(len(header))]
-
-    def line(cells):
-        return "  ".join(str(c).ljust(w) for c, w in zip(cells, widths)).rstrip()
-
-    rule = "-" * len(line(header))
-    return [rule, line(header), rule, *(line(r) for r in rows), rule]
-
-
-def _escape(text):
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")

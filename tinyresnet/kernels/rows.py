@@ -69,10 +69,10 @@ def as_map(rows, shape):
     return rows.reshape(N, H, W, C).transpose(0, 3, 1, 2)
 
 
-def chunks(n_rows, row_length):
+def chunks(n_rows, row_length, multiple=1):
     """Slices of ``n_rows`` rows of ``row_length`` numbers each, about CHUNK_VALUES numbers a chunk (one row
-    at least)."""
-    step = max(1, CHUNK_VALUES // max(1, row_length))
+    at least), each a whole number of ``multiple`` rows but the last."""
+    step = multiple * max(1, CHUNK_VALUES // (multiple * max(1, row_length)))
     return [slice(start, min(start + step, n_rows)) for start in range(0, n_rows, step)] or [slice(0, 0)]
 
 
@@ -84,13 +84,6 @@ def tile(per_channel, width, dtype):
 def fold(row_sums, channels):
     """(W·C,) sums of the rows' columns to (C,) per-channel sums."""
     return row_sums.reshape(-1, channels).sum(axis=0)
-
-
-def sum_chunks(n_rows, row_length):
-    """``chunks`` for sums: each chunk a whole number of groups of ``group_rows`` rows (but the last)."""
-    group = group_rows(row_length)
-    step = group * max(1, CHUNK_VALUES // (group * max(1, row_length)))
-    return [slice(start, min(start + step, n_rows)) for start in range(0, n_rows, step)] or [slice(0, 0)]
 
 
 def group_rows(row_length):
@@ -107,17 +100,16 @@ def grouped(block, group):
 def column_sums(block, group, other=None):
     """Σ over a chunk's rows of block (or of block·other, with no product array), each group of ``group`` rows
     summed in float32 in one call (a stacked gemv, or einsum), the groups' sums added in float64: (row length,)."""
-    parts = [grouped(block, group)] if other is None else list(zip(grouped(block, group), grouped(other, group)))
+    stacked, rest = grouped(block, group)
     total = np.zeros(block.shape[1])
     if other is None:
-        (stacked, rest), = parts
         ones = np.ones(group, dtype=block.dtype)
         if stacked.size:
             total += (ones @ stacked).sum(axis=0, dtype=np.float64)     # one gemv per group (gemv: memory speed)
         if rest.size:
             total += ones[:rest.shape[0]] @ rest
         return total
-    (stacked, stacked_other), (rest, rest_other) = parts
+    stacked_other, rest_other = grouped(other, group)
     if stacked.size:
         total += np.einsum("kij,kij->kj", stacked, stacked_other).sum(axis=0, dtype=np.float64)
     if rest.size:
@@ -128,8 +120,8 @@ def column_sums(block, group, other=None):
 def channel_sums(rows, channels, *others):
     """Per-channel Σ rows, and Σ rows·other for each of ``others`` (arrays of the rows' shape): float64 (C,)
     arrays, one pass over the memory, on the compute threads (float32 partial sums of SUM_VALUES numbers)."""
-    parts = sum_chunks(*rows.shape)
     group = group_rows(rows.shape[1])
+    parts = chunks(*rows.shape, multiple=group)                         # whole groups in every chunk but the last
 
     def sums(share):                                    # one thread's chunks: its partial sums
         total = np.zeros((1 + len(others), rows.shape[1]))
@@ -148,8 +140,8 @@ def centred_square_sums(rows, mean_t, channels):
     """Per-channel Σ (rows − mean)², float64 (C,): one pass over the memory on the compute threads, each chunk's
     rows − mean made in a chunk-sized buffer (in cache, never written to memory); ``mean_t`` is the mean ``tile``'d.
     Partial sums as in ``channel_sums``."""
-    parts = sum_chunks(*rows.shape)
     group = group_rows(rows.shape[1])
+    parts = chunks(*rows.shape, multiple=group)                         # whole groups in every chunk but the last
 
     def sums(share):
         total = np.zeros(rows.shape[1])
