@@ -109,22 +109,33 @@ def test_strided_im2col_equals_the_plain_one(shape, kernel, stride, padding, lay
 
 def test_conv_reuses_one_column_buffer_for_every_slice_of_the_batch(monkeypatch):
     """Forward hands im2col the same array (a prefix of it for the shorter last slice) for every slice
-    (on one thread; on several each thread has its own)."""
+    (on one thread; on several each thread has its own), and one padded copy whose border stays zero;
+    backward reuses its own two for dout's columns."""
     monkeypatch.setattr(fast_conv, "ROWS_PER_CHUNK", 2 * 36)          # 2 images of 6×6 outputs per slice
     seen = []
     real = fast_conv.strided_im2col
 
-    def spy(x, kh, kw, stride, padding, out=None):
-        seen.append(out)
-        return real(x, kh, kw, stride, padding, out=out)
+    def spy(x, kh, kw, stride, padding, out=None, padded=None):
+        seen.append((out, padded))
+        return real(x, kh, kw, stride, padding, out=out, padded=padded)
     monkeypatch.setattr(fast_conv, "strided_im2col", spy)
     rng = np.random.default_rng(3)
     x, weight = rng.standard_normal((5, 2, 6, 6)), rng.standard_normal((3, 2, 3, 3))
+    dout = rng.standard_normal((5, 3, 6, 6))
     with kernels.num_threads(1):
-        run(kernels.FastConv2dFunction((1, 1), (1, 1), 1), x, weight, dout=rng.standard_normal((5, 3, 6, 6)))
-    forward = seen[:3]                                                # slices of 2, 2 and 1 images
-    assert [b.shape[0] for b in forward] == [72, 72, 36]
-    assert all(np.shares_memory(b, forward[0]) for b in forward)
+        got = run(kernels.FastConv2dFunction((1, 1), (1, 1), 1), x, weight, dout=dout)
+    want = run(Conv2dFunction((1, 1), (1, 1), 1), x, weight, dout=dout)
+    for g, w in zip(got, want):                                       # the reused buffers change nothing
+        assert_same(g, w, np.float64)
+    assert len(seen) == 6                                             # slices of 2, 2 and 1 images, twice
+    for calls in (seen[:3], seen[3:]):                                # forward (x), backward (dout)
+        assert [out.shape[0] for out, _ in calls] == [72, 72, 36]
+        assert all(np.shares_memory(out, calls[0][0]) and padded is calls[0][1] for out, padded in calls)
+        padded = calls[0][1]
+        assert padded.shape == (2, 8, 8, calls[0][0].shape[1] // 9)    # (images, H+2, W+2, C)
+        inside = np.zeros(padded.shape, bool)
+        inside[:, 1:-1, 1:-1] = True
+        assert not padded[~inside].any()                              # the border is still zeros
 
 
 # ------------------------------------------------------------------------------ conv2d

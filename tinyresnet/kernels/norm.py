@@ -5,7 +5,7 @@ import numpy as np
 
 from ..backend import get_array_module
 from ..ops.norm import BatchNorm2dFunction, check_batch_norm, check_training_batch, update_running_stats
-from .rows import as_map, centred_square_sums, channel_sums, each_chunk, pixel_rows, tile
+from .rows import as_map, centred_sums, each_chunk, first_chunk_mean, pixel_rows, tile
 from .threads import uses_threads
 
 
@@ -20,7 +20,8 @@ class FastBatchNorm2dFunction(BatchNorm2dFunction):
     per-channel scale and shift, and the backward's two means from the sums made for dγ and dβ.
 
     Shapes: x (N, C, H, W), weight γ (C,) or None, bias β (C,) or None -> (N, C, H, W)
-    Saves:  training: x̂ (N, C, H, W), 1/√(σ² + eps) (C,), γ
+    Saves:  training, channels-last x: x (held by the graph anyway) as rows, μ, 1/√(σ² + eps) (C,), γ;
+            training, other layouts: x̂ (N, C, H, W), 1/√(σ² + eps), γ
             eval: x (held by the graph anyway), μ, 1/√(σ² + eps), γ
     Layout: the output has x's memory layout (channels-last after a convolution)
     """
@@ -31,7 +32,7 @@ class FastBatchNorm2dFunction(BatchNorm2dFunction):
     def forward(self, x, weight=None, bias=None):
         check_batch_norm(x, weight, bias, self.running_mean, self.running_var)
         xp = get_array_module(x)
-        self.weight, self.has_bias = weight, bias is not None
+        self.weight, self.has_bias, self.x_rows = weight, bias is not None, None
         rows = pixel_rows(x) if self.training and x.size else None
         if rows is not None:
             return self._forward_rows(x, rows, weight, bias)
@@ -61,56 +62,60 @@ class FastBatchNorm2dFunction(BatchNorm2dFunction):
         return out
 
     def _forward_rows(self, x, rows, weight, bias):
-        """Training forward of a channels-last x, seen as rows (N·H, W·C): three passes over the memory, each
-        in chunks on the threads: Σx; Σ(x − μ)² (x − μ made in a chunk-sized buffer, in cache, not written
-        out); x̂ = (x − μ)/√(σ²+eps) and γ·x̂ + β, the only two arrays written."""
+        """Training forward of a channels-last x, seen as rows (N·H, W·C): two passes over the memory, each in
+        chunks on the threads. One reads x for the statistics: Σ(x − K) and Σ(x − K)² about a centre K close to
+        the mean (the first chunk's mean, ``first_chunk_mean``), so that σ² = Σ(x − K)²/n − (μ − K)² loses
+        nothing to cancellation, as a second pass about μ itself would not either. The other writes the output,
+        (x − μ)·γ/√(σ²+eps) + β; x̂ is not written out: backward makes it again from x, a chunk at a time."""
         N, C, H, W = x.shape
         n = check_training_batch(x)
         dtype = x.dtype
-        mean = channel_sums(rows, C)[0] / n                                    # (C,) float64
-        mean_t = tile(mean, W, dtype)
-        var = centred_square_sums(rows, mean_t, C) / n                         # (C,) biased: Σ(x − μ)² / n
+        centre = first_chunk_mean(rows, C)                                     # (C,) float64, near μ
+        sum_c, sum_c2 = centred_sums(rows, tile(centre, W, dtype), C)          # Σ(x − K), Σ(x − K)²
+        shift = sum_c / n                                                      # μ − K
+        mean, var = centre + shift, np.maximum(sum_c2 / n - shift * shift, 0)  # (C,) float64; σ² biased
         update_running_stats(self.running_mean, self.running_var, mean.astype(dtype), var.astype(dtype),
                              n, self.momentum)
         self.invstd = (1.0 / np.sqrt(var + self.eps)).astype(dtype)            # (C,)
-        invstd_t = tile(self.invstd, W, dtype)
-        gamma_t = None if weight is None else tile(weight, W, dtype)
+        self.x_rows, self.mean = rows, mean.astype(dtype)
+        mean_t = tile(self.mean, W, dtype)
+        scale_t = tile(self.invstd if weight is None else self.invstd * weight, W, dtype)   # γ/√(σ²+eps)
         beta_t = None if bias is None else tile(bias, W, dtype)
-        xhat = np.empty_like(rows)
-        out = xhat if gamma_t is None and beta_t is None else np.empty_like(rows)
+        out = np.empty_like(rows)
 
         def normalise(part):
-            xh = np.subtract(rows[part], mean_t, out=xhat[part])               # x − μ
-            xh *= invstd_t                                                     # x̂, in place
-            if gamma_t is not None:
-                np.multiply(xh, gamma_t, out=out[part])                        # γ·x̂
-                if beta_t is not None:
-                    out[part] += beta_t                                        # + β
-            elif beta_t is not None:
-                np.add(xh, beta_t, out=out[part])
+            y = np.subtract(rows[part], mean_t, out=out[part])                 # x − μ
+            y *= scale_t                                                       # γ·x̂, in place
+            if beta_t is not None:
+                y += beta_t                                                    # + β
         each_chunk(normalise, *rows.shape)
-        self.xhat = as_map(xhat, x.shape)
         return as_map(out, x.shape)
 
-    def _backward_rows(self, dout_rows, xhat_rows, shape):
+    def _backward_rows(self, dout_rows, shape):
         """Training backward on rows: one pass for Σ dout and Σ dout·x̂, one for dx = a·dout + b·x̂ + c with the
-        per-channel a = γ/√(σ²+eps), b = −a·mean(dout·x̂), c = −a·mean(dout)."""
+        per-channel a = γ/√(σ²+eps), b = −a·mean(dout·x̂), c = −a·mean(dout); x̂ = (x − μ)/√(σ²+eps) made
+        again from x in each chunk, in cache."""
         N, C, H, W = shape
         n = N * H * W
-        sum_dout, sum_dout_xhat = channel_sums(dout_rows, C, xhat_rows)      # (C,) float64
+        dtype = dout_rows.dtype
+        x_rows, mean_t = self.x_rows, tile(self.mean, W, dtype)
+        sum_dout, sum_dout_c = centred_sums(x_rows, mean_t, C, weights=dout_rows)   # Σ dout, Σ dout·(x − μ)
+        invstd = self.invstd.astype(np.float64)
+        sum_dout_xhat = sum_dout_c * invstd                                   # Σ dout·x̂
         gamma = 1.0 if self.weight is None else self.weight.astype(np.float64)
-        a = gamma * self.invstd.astype(np.float64)
-        a_t, b_t = tile(a, W, dout_rows.dtype), tile(-a * sum_dout_xhat / n, W, dout_rows.dtype)
-        c_t = tile(-a * sum_dout / n, W, dout_rows.dtype)
+        a = gamma * invstd
+        a_t, b_t = tile(a, W, dtype), tile(-a * invstd * sum_dout_xhat / n, W, dtype)   # b·x̂ = b/√(σ²+eps)·(x − μ)
+        c_t = tile(-a * sum_dout / n, W, dtype)
         dx = np.empty_like(dout_rows)
 
         def gradient(part, scratch):
             out, tmp = dx[part], scratch[:part.stop - part.start]
             np.multiply(dout_rows[part], a_t, out=out)                        # a·dout: the direct path
-            out += np.multiply(xhat_rows[part], b_t, out=tmp)                  # + b·x̂: the path through σ²
+            np.subtract(x_rows[part], mean_t, out=tmp)                         # x − μ
+            tmp *= b_t
+            out += tmp                                                         # + b·x̂: the path through σ²
             out += c_t                                                         # + c: the path through μ
-        each_chunk(gradient, *dout_rows.shape, scratch=dout_rows.dtype)
-        dtype = dout_rows.dtype
+        each_chunk(gradient, *dout_rows.shape, scratch=dtype)
         dweight = None if self.weight is None else sum_dout_xhat.astype(dtype)
         dbias = sum_dout.astype(dtype) if self.has_bias else None
         n_grads = 1 + (self.weight is not None) + self.has_bias
@@ -118,13 +123,11 @@ class FastBatchNorm2dFunction(BatchNorm2dFunction):
 
     @uses_threads
     def backward(self, dout):                                              # dout (N, C, H, W)
-        if self.training and isinstance(dout, np.ndarray) and dout.size:
-            xhat_rows = pixel_rows(self.xhat)
-            if xhat_rows is not None:
-                dout_rows = pixel_rows(dout)
-                if dout_rows is None:                                      # one copy into x̂'s layout
-                    dout_rows = pixel_rows(np.ascontiguousarray(dout.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2))
-                return self._backward_rows(dout_rows, xhat_rows, dout.shape)
+        if self.training and self.x_rows is not None:    # the forward ran on rows
+            dout_rows = pixel_rows(dout)
+            if dout_rows is None:                                          # one copy into x's layout
+                dout_rows = pixel_rows(np.ascontiguousarray(dout.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2))
+            return self._backward_rows(dout_rows, dout.shape)
         invstd, weight = self.invstd, self.weight
         n_grads = 1 + (weight is not None) + self.has_bias                # one per forward input
         sum_dout = dout.sum(axis=(0, 2, 3))                                # (C,)

@@ -117,41 +117,33 @@ def column_sums(block, group, other=None):
     return total
 
 
-def channel_sums(rows, channels, *others):
-    """Per-channel Σ rows, and Σ rows·other for each of ``others`` (arrays of the rows' shape): float64 (C,)
-    arrays, one pass over the memory, on the compute threads (float32 partial sums of SUM_VALUES numbers)."""
-    group = group_rows(rows.shape[1])
-    parts = chunks(*rows.shape, multiple=group)                         # whole groups in every chunk but the last
-
-    def sums(share):                                    # one thread's chunks: its partial sums
-        total = np.zeros((1 + len(others), rows.shape[1]))
-        for part in share:
-            block = rows[part]
-            total[0] += column_sums(block, group)                               # Σ over the rows
-            for k, other in enumerate(others, 1):
-                total[k] += column_sums(block, group, other[part])             # Σ rows·other
-        return total
-
-    total = sum(for_each_thread(sums, parts))
-    return [fold(t, channels) for t in total]
-
-
-def centred_square_sums(rows, mean_t, channels):
-    """Per-channel Σ (rows − mean)², float64 (C,): one pass over the memory on the compute threads, each chunk's
-    rows − mean made in a chunk-sized buffer (in cache, never written to memory); ``mean_t`` is the mean ``tile``'d.
-    Partial sums as in ``channel_sums``."""
+def centred_sums(rows, centre_t, channels, weights=None):
+    """Per-channel Σ c and Σ c² for c = rows − centre, or with ``weights`` (an array of the rows' shape)
+    Σ weights and Σ weights·c: two float64 (C,) arrays, from one pass over the memory on the compute threads.
+    Each chunk's c is made in a chunk-sized buffer (in cache, never written to memory); ``centre_t`` is the
+    centre ``tile``'d. Each chunk's sums are float32 partial sums of SUM_VALUES numbers (``column_sums``),
+    added in float64."""
     group = group_rows(rows.shape[1])
     parts = chunks(*rows.shape, multiple=group)                         # whole groups in every chunk but the last
 
     def sums(share):
-        total = np.zeros(rows.shape[1])
+        total = np.zeros((2, rows.shape[1]))
         buffer = np.empty((parts[0].stop - parts[0].start, rows.shape[1]), rows.dtype)
         for part in share:
-            centred = np.subtract(rows[part], mean_t, out=buffer[:part.stop - part.start])
-            total += column_sums(centred, group, centred)                      # Σ (x − μ)², no square array
+            centred = np.subtract(rows[part], centre_t, out=buffer[:part.stop - part.start])
+            weight = centred if weights is None else weights[part]
+            total[0] += column_sums(weight, group)                             # Σ c, or Σ weights
+            total[1] += column_sums(weight, group, centred)                    # Σ c², or Σ weights·c: no product array
         return total
 
-    return fold(sum(for_each_thread(sums, parts)), channels)
+    return [fold(t, channels) for t in sum(for_each_thread(sums, parts))]
+
+
+def first_chunk_mean(rows, channels):
+    """Per-channel mean of the first chunk's rows (about CHUNK_VALUES numbers), float64 (C,): a centre for
+    ``centred_sums`` close to the batch's mean, read from memory that the pass over the rows reads first."""
+    first = rows[chunks(*rows.shape, multiple=group_rows(rows.shape[1]))[0]]
+    return fold(column_sums(first, group_rows(rows.shape[1])), channels) / (first.shape[0] * rows.shape[1] // channels)
 
 
 def each_chunk(work, n_rows, row_length, scratch=None):
