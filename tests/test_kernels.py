@@ -280,6 +280,31 @@ def test_fast_batch_norm_in_many_chunks_on_threads_equals_the_plain_one(monkeypa
         assert fast[0].transpose(0, 2, 3, 1).flags.c_contiguous          # the output keeps x's layout
 
 
+@pytest.mark.parametrize("batch", ["sorted", "offset"])
+def test_fast_batch_norm_statistics_in_one_pass_keep_float32_precision(monkeypatch, batch):
+    """The forward's statistics come from one pass, Σ(x − K) and Σ(x − K)² about a centre K sampled from across
+    the batch. "sorted": the images' means rise from −40 to +40 (the first rows alone would be a poor centre);
+    "offset": every value is near 1000 with a spread of 1 (Σx² − (Σx)²/n would lose everything in float32).
+    The float32 mean, variance and output equal the float64 plain op's to float32 precision."""
+    from tinyresnet.kernels import rows as fast_rows
+    monkeypatch.setattr(fast_rows, "CHUNK_VALUES", 4 * 6 * 2)          # chunks of 4 image rows, many of them
+    rng = np.random.default_rng(27)
+    x64 = rng.standard_normal((16, 2, 5, 6))
+    if batch == "sorted":
+        x64 += np.linspace(-40, 40, 16)[:, None, None, None]
+    else:
+        x64 += 1000
+    x32 = channels_last(x64.astype(np.float32))
+    stats32, stats64 = [np.zeros(2, np.float32), np.ones(2, np.float32)], [np.zeros(2), np.ones(2)]
+    fast = kernels.FastBatchNorm2dFunction(*stats32, training=True, momentum=1.0)
+    out = fast.forward(x32)
+    want = BatchNorm2dFunction(*stats64, training=True, momentum=1.0).forward(x32.astype(np.float64))
+    scale = np.abs(stats64[0]) + np.sqrt(stats64[1])                        # the mean to within 1e-6 of |μ| + σ
+    assert np.all(np.abs(stats32[0] - stats64[0]) <= 1e-6 * scale)          # (sorted: μ is near 0)
+    np.testing.assert_allclose(stats32[1], stats64[1], rtol=1e-5)           # the batch variance (unbiased)
+    assert float(np.abs(out - want).max()) <= 1e-5 * float(np.abs(want).max())
+
+
 def test_fast_batch_norm_backward_leaves_dout_alone():
     """dout may be shared with another branch (the skip connection): in-place steps must not touch it."""
     rng = np.random.default_rng(9)

@@ -5,7 +5,7 @@ import numpy as np
 
 from ..backend import get_array_module
 from ..ops.norm import BatchNorm2dFunction, check_batch_norm, check_training_batch, update_running_stats
-from .rows import as_map, centred_sums, each_chunk, first_chunk_mean, pixel_rows, tile
+from .rows import as_map, centred_sums, each_chunk, pixel_rows, sample_mean, tile
 from .threads import uses_threads
 
 
@@ -64,13 +64,14 @@ class FastBatchNorm2dFunction(BatchNorm2dFunction):
     def _forward_rows(self, x, rows, weight, bias):
         """Training forward of a channels-last x, seen as rows (N·H, W·C): two passes over the memory, each in
         chunks on the threads. One reads x for the statistics: Σ(x − K) and Σ(x − K)² about a centre K close to
-        the mean (the first chunk's mean, ``first_chunk_mean``), so that σ² = Σ(x − K)²/n − (μ − K)² loses
-        nothing to cancellation, as a second pass about μ itself would not either. The other writes the output,
-        (x − μ)·γ/√(σ²+eps) + β; x̂ is not written out: backward makes it again from x, a chunk at a time."""
+        the mean (the mean of rows from across the batch, ``sample_mean``), so that σ² = Σ(x − K)²/n − (μ − K)²
+        loses nothing measurable to cancellation, as a second pass about μ itself would not either. The other
+        writes the output, (x − μ)·γ/√(σ²+eps) + β; x̂ is not written out: backward
+        makes it again from x, a chunk at a time."""
         N, C, H, W = x.shape
         n = check_training_batch(x)
         dtype = x.dtype
-        centre = first_chunk_mean(rows, C)                                     # (C,) float64, near μ
+        centre = sample_mean(rows, C)                                          # (C,) float64, near μ
         sum_c, sum_c2 = centred_sums(rows, tile(centre, W, dtype), C)          # Σ(x − K), Σ(x − K)²
         shift = sum_c / n                                                      # μ − K
         mean, var = centre + shift, np.maximum(sum_c2 / n - shift * shift, 0)  # (C,) float64; σ² biased
