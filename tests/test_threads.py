@@ -75,6 +75,35 @@ def test_slices_cover_the_batch_once_with_at_least_one_per_thread(n, rows_per_im
         assert len(blocks) == min(n * rows_per_image, n_threads)
 
 
+def test_narrow_products_get_slices_whose_columns_fit_in_cache():
+    """3×3 convolutions of up to 128 channels: slices of columns of about COLUMN_BYTES (512 rows at least);
+    wider ones keep ROWS_PER_CHUNK rows; float64 columns take half the rows of float32 ones."""
+    assert conv.slice_rows(9 * 16, 16, 4) == conv.ROWS_PER_CHUNK == 2048         # 16 channels: 1.2 MB in 2048 rows
+    assert conv.slice_rows(9 * 32, 32, 4) == conv.COLUMN_BYTES // (9 * 32 * 4) == 1137
+    assert conv.slice_rows(9 * 32, 32, 8) == 568
+    assert conv.slice_rows(9 * 64, 64, 4) == 568
+    assert conv.slice_rows(9 * 128, 128, 4) == conv.MIN_ROWS == 512
+    assert conv.slice_rows(9 * 256, 256, 4) == conv.slice_rows(9 * 512, 512, 4) == 2048
+    with kernels.num_threads(1):
+        assert conv.batch_chunks(128, 64, rows=512) == [slice(i, i + 8) for i in range(0, 128, 8)]
+
+
+def test_a_64_channel_conv_is_sliced_by_its_column_bytes(monkeypatch):
+    seen = []
+    real = conv.strided_im2col
+
+    def spy(x, *args, **kwargs):
+        seen.append(x.shape[0])
+        return real(x, *args, **kwargs)
+    monkeypatch.setattr(conv, "strided_im2col", spy)
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((20, 64, 8, 8)).astype(np.float32)
+    weight = rng.standard_normal((64, 64, 3, 3)).astype(np.float32)
+    with kernels.num_threads(1):
+        kernels.FastConv2dFunction((1, 1), (1, 1), 1).forward(x, weight)
+    assert seen == [8, 8, 4]                                          # 568 rows: 8 images of 64 pixels a slice
+
+
 def test_a_conv_on_two_threads_builds_its_columns_on_both(monkeypatch):
     seen = set()
     real = conv.strided_im2col
