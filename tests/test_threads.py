@@ -3,6 +3,7 @@ thread each, for the length of a block. That the results equal the one-thread on
 kernels (tests/test_kernels.py, the ``threads`` fixture); here, the setting itself."""
 
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -25,9 +26,12 @@ def test_num_threads_limits_blas_to_one_thread_inside_and_puts_everything_back()
         with kernels.num_threads(2) as n:
             assert n == 2 and kernels.get_num_threads() == 2
             assert set(blas_threads()) <= {1}
-            idents = kernels.for_each_thread(lambda share: (threading.get_ident(), share), list(range(5)))
-            assert [share for _, share in idents] == [[0, 2, 4], [1, 3]]           # dealt out round-robin
-            assert len({ident for ident, _ in idents}) == 2
+            def slow(item):                                  # long enough that both threads take some
+                time.sleep(0.02)
+                return threading.get_ident(), item
+            results = kernels.for_each_item(slow, list(range(6)))
+            assert [item for _, item in results] == list(range(6))                # in the items' order
+            assert len({ident for ident, _ in results}) == 2                       # from both threads
         assert kernels.get_num_threads() == 1 and blas_threads() == before
 
 
@@ -47,7 +51,73 @@ def test_the_default_is_blas_own_thread_count():
         with kernels.num_threads() as n:
             assert n == 3 == kernels.get_num_threads()
     assert kernels.get_num_threads() == 1
-    assert kernels.for_each_thread(lambda share: share, [1, 2, 3]) == [[1, 2, 3]]   # one thread: just a call
+    calls = []
+    assert kernels.for_each_item(lambda i: calls.append(i) or -i, [1, 2, 3]) == [-1, -2, -3]   # one thread: a loop
+    assert calls == [1, 2, 3]
+
+
+def test_each_thread_sets_up_once_and_a_late_thread_just_takes_fewer_items():
+    """setup runs once per thread that takes an item; a thread held up (here the pool's, by its first item)
+    takes fewer items and the others take the rest: every item runs exactly once."""
+    states, ran, lock = [], [], threading.Lock()
+
+    def setup():
+        with lock:
+            states.append(threading.get_ident())
+        return threading.get_ident()
+
+    def work(item, state):
+        assert state == threading.get_ident()                          # the thread's own state
+        if item == 1:
+            time.sleep(0.2)                                            # this thread is held up
+        with lock:
+            ran.append(item)
+        return item * 10
+
+    with kernels.num_threads(2):
+        assert kernels.for_each_item(work, list(range(40)), setup=setup) == [i * 10 for i in range(40)]
+    assert sorted(ran) == list(range(40)) and len(states) == len(set(states)) <= 2
+
+
+def test_an_error_in_any_item_stops_the_others_and_is_raised():
+    taken = []
+
+    def work(item):
+        taken.append(item)
+        if item == 3:
+            raise ValueError("item 3")
+        time.sleep(0.005)
+
+    with kernels.num_threads(2), pytest.raises(ValueError, match="item 3"):
+        kernels.for_each_item(work, list(range(200)))
+    assert len(taken) < 200                                            # no one took all the rest
+
+
+def test_a_conv_on_threads_gives_the_same_bits_however_its_slices_fall_out(monkeypatch):
+    """The weight gradient is summed over the slices in their order, not per thread: runs on 1, 2 and 3 threads,
+    with the pool's threads held up at random, give bit-identical gradients."""
+    rng = np.random.default_rng(11)
+    x = rng.standard_normal((12, 6, 6, 16)).astype(np.float32).transpose(0, 3, 1, 2)     # channels-last
+    w = rng.standard_normal((16, 16, 3, 3)).astype(np.float32)
+    dout = rng.standard_normal((12, 16, 6, 6)).astype(np.float32)
+    monkeypatch.setattr(conv, "ROWS_PER_CHUNK", 36)                   # one image a slice: 12 slices
+    real, delays = conv.strided_im2col, np.random.default_rng(12)
+
+    def jittery(*args, **kwargs):
+        if threading.current_thread() is not threading.main_thread():
+            time.sleep(float(delays.random()) * 0.003)
+        return real(*args, **kwargs)
+    monkeypatch.setattr(conv, "strided_im2col", jittery)
+    grads = []
+    for n in (1, 2, 3, 2, 3):
+        with kernels.num_threads(n):
+            f = FastConv2dFunction((1, 1), (1, 1), 1)
+            f.needs_input_grad = (True, True)
+            f.forward(x, w)
+            grads.append(f.backward(dout))
+    for dx, dw in grads[1:]:
+        np.testing.assert_array_equal(dw, grads[0][1])
+        np.testing.assert_array_equal(dx, grads[0][0])
 
 
 @pytest.mark.parametrize("bad", [0, -2, 1.5, True, "2"])
@@ -60,7 +130,12 @@ def test_num_threads_rejects_what_is_not_a_thread_count(bad):
 def test_gpu_arrays_are_never_split_between_threads():
     from fake_device import fake_cupy
     with kernels.num_threads(4):
-        assert kernels.for_each_thread(lambda share: share, [1, 2, 3], fake_cupy) == [[1, 2, 3]]
+        seen = []
+        def work(item):
+            seen.append(threading.get_ident())
+            return item
+        assert kernels.for_each_item(work, [1, 2, 3], fake_cupy) == [1, 2, 3]
+        assert set(seen) == {threading.get_ident()}
 
 
 @pytest.mark.parametrize("n_threads", [1, 2, 3])
@@ -110,6 +185,7 @@ def test_a_conv_on_two_threads_builds_its_columns_on_both(monkeypatch):
 
     def spying_im2col(*args, **kwargs):
         seen.add(threading.get_ident())
+        time.sleep(0.05)                                  # so that the other thread is up before the slices run out
         return real(*args, **kwargs)
 
     monkeypatch.setattr(conv, "strided_im2col", spying_im2col)
@@ -123,12 +199,12 @@ def test_a_conv_on_two_threads_builds_its_columns_on_both(monkeypatch):
 def _conv_step_threads(monkeypatch):
     """Run a fast conv forward and backward; return (threads, BLAS threads) seen inside each call's slices."""
     from tinyresnet.kernels import conv as fast_conv
-    seen, real = [], fast_conv.for_each_thread
+    seen, real = [], fast_conv.for_each_item
 
-    def spy(work, items, xp=np):
+    def spy(work, items, xp=np, setup=None):
         seen.append((kernels.get_num_threads(), tuple(blas_threads())))
-        return real(work, items, xp)
-    monkeypatch.setattr(fast_conv, "for_each_thread", spy)
+        return real(work, items, xp, setup)
+    monkeypatch.setattr(fast_conv, "for_each_item", spy)
     rng = np.random.default_rng(0)
     x = tr.tensor(rng.standard_normal((4, 3, 6, 6)), requires_grad=True)
     w = tr.tensor(rng.standard_normal((5, 3, 3, 3)), requires_grad=True)

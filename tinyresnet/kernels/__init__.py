@@ -28,12 +28,12 @@ from .conv import FastConv1x1Function, FastConv2dFunction
 from .memory import keep_freed_memory
 from .norm import FastBatchNorm2dFunction
 from .pool import FastMaxPool2dFunction
-from .threads import for_each_thread, get_num_threads, num_threads
+from .threads import for_each_item, get_num_threads, num_threads
 
 KERNELS = (FastConv2dFunction, FastConv1x1Function, FastBatchNorm2dFunction, FastMaxPool2dFunction,
            FastReLUFunction, FastAddFunction)
 FAST_KERNELS = {kernel.accelerates: kernel for kernel in KERNELS}     # plain op -> its fast kernel
 
 __all__ = ["FAST_KERNELS", "KERNELS", "FastAddFunction", "FastBatchNorm2dFunction", "FastConv1x1Function",
-           "FastConv2dFunction", "FastMaxPool2dFunction", "FastReLUFunction", "for_each_thread", "get_num_threads",
+           "FastConv2dFunction", "FastMaxPool2dFunction", "FastReLUFunction", "for_each_item", "get_num_threads",
            "keep_freed_memory", "num_threads"]

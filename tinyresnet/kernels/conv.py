@@ -19,8 +19,8 @@ made fast, each step measured against PyTorch CPU (see benchmarks/README.md). Sa
 - A dilation is only other strides in the strided view (a window's taps d pixels apart), so the
   forward, the weight gradient and the stride-1 gather handle it as they handle d = 1; a strided
   dilated dx goes through the plain ``col2im``, as every strided dx does.
-- Inside ``kernels.num_threads(n)`` (the training loop runs in one), the slices are dealt out to n
-  threads (``for_each_thread``), each building its own columns and calling BLAS on one thread.
+- Inside ``kernels.num_threads(n)`` (the training loop runs in one), n threads take the slices in turn
+  (``for_each_item``), each building its own columns and calling BLAS on one thread.
   Run serially, a slice's copies use one core while BLAS's idle threads spin on the others.
 """
 
@@ -29,7 +29,7 @@ import numpy as np
 from ..backend import get_array_module
 from ..ops.checks import output_size
 from ..ops.conv import Conv1x1Function, Conv2dFunction, check_conv, col2im
-from .threads import for_each_thread, get_num_threads, uses_threads
+from .threads import for_each_item, get_num_threads, uses_threads
 
 ROWS_PER_CHUNK = 2048   # im2col rows per slice of the batch at most: its columns are still in cache for the product
 # For products of up to 128 output channels the slice is cut further, to columns of about COLUMN_BYTES (in a 2 MiB
@@ -151,17 +151,18 @@ class FastConv2dFunction(Conv2dFunction):
         chunks = batch_chunks(N, OH * OW, xp, slice_rows(KH * KW * Cg, OCg, x.dtype.itemsize))
         wmats = [self._weight_matrix(g) for g in range(G)]   # (KH*KW*C/G, OC/G) per group
 
-        def conv_slices(share):                              # one thread's slices of the batch
-            buf = xp.empty((chunks[0].stop * OH * OW, KH * KW * Cg), dtype=x.dtype)   # one slice's columns,
-            padded = padded_buffer(x[:, :Cg], chunks[0].stop, self.padding, xp)        # and its padded copy
-            for g in range(G):                               # a grouped conv is G independent convs
-                c, oc = slice(g * Cg, (g + 1) * Cg), slice(g * OCg, (g + 1) * OCg)   # group g's channels
-                for b in share:                              # a slice of the batch at a time
-                    rows = slice(b.start * OH * OW, b.stop * OH * OW)
-                    cols = self._columns(x[b, c], buf[:rows.stop - rows.start], padded)
-                    xp.matmul(cols, wmats[g], out=out[rows, oc])     # out = cols · Wmat
+        def buffers():                                       # each thread's: one slice's columns and its padded copy
+            return (xp.empty((chunks[0].stop * OH * OW, KH * KW * Cg), dtype=x.dtype),
+                    padded_buffer(x[:, :Cg], chunks[0].stop, self.padding, xp))
 
-        for_each_thread(conv_slices, chunks, xp)
+        def conv_slice(item, state):                         # one slice of the batch, one group
+            (g, b), (buf, padded) = item, state              # a grouped conv is G independent convs
+            c, oc = slice(g * Cg, (g + 1) * Cg), slice(g * OCg, (g + 1) * OCg)   # group g's channels
+            rows = slice(b.start * OH * OW, b.stop * OH * OW)
+            cols = self._columns(x[b, c], buf[:rows.stop - rows.start], padded)
+            xp.matmul(cols, wmats[g], out=out[rows, oc])     # out = cols · Wmat
+
+        for_each_item(conv_slice, [(g, b) for g in range(G) for b in chunks], xp, setup=buffers)
         if bias is not None:
             out += bias
         return out.reshape(N, OH, OW, OC).transpose(0, 3, 1, 2)     # (N, OC, OH, OW)
@@ -220,50 +221,40 @@ class FastConv2dFunction(Conv2dFunction):
         from_dout = gather and dx_mat is not None
         reach = (dh * (KH - 1) - ph, dw * (KW - 1) - pw)                  # dout's padding for the gather
 
-        def backward_slices(share):                                       # one thread's slices of the batch
-            n_images = share[0].stop - share[0].start                     # its first slice is its largest
-            buf = (None if from_dout                                      # one slice's columns of x,
-                   else xp.empty((n_images * OH * OW, KH * KW * Cg), dtype=x.dtype))
-            dout_buf = (xp.empty((n_images * H * W, KH * KW * OCg), dtype=dout.dtype)
-                        if from_dout else None)                            # of dout (one row per pixel of x),
-            padded = (padded_buffer(dout[:, :OCg], n_images, reach, xp) if from_dout    # and the padded copy
-                      else padded_buffer(x[:, :Cg], n_images, self.padding, xp))         # they are made from
-            shape = (Cg, KH * KW * OCg) if from_dout else (OCg, KH * KW * Cg)
-            dw_part = xp.empty(shape, dtype=dout.dtype) if len(share) > 1 else None   # one slice's share of dW,
-            dw_sum = xp.empty((G, *shape), dtype=dout.dtype)              # and the thread's sum, per group:
-            # dWmatᵀ (a filter per row), or from dout's columns the flipped (C/G, KH·KW·OC/G)
-            for g in range(G):
-                c, oc = slice(g * Cg, (g + 1) * Cg), slice(g * OCg, (g + 1) * OCg)   # group g's channels
-                for i, b in enumerate(share):
-                    rows, x_rows = slice(b.start * OH * OW, b.stop * OH * OW), slice(b.start * H * W, b.stop * H * W)
-                    if from_dout:
-                        dout_cols = strided_im2col(dout[b, oc], KH, KW, (1, 1), reach,
-                                                   out=dout_buf[:x_rows.stop - x_rows.start], padded=padded,
-                                                   **self._dilated())           # (n*H*W, KH*KW*OC/G)
-                        pixels = x[b, c].transpose(0, 2, 3, 1).reshape(-1, Cg)     # (n*H*W, C/G), a view if
-                        left, right = pixels.T, dout_cols                          # x is channels-last
-                    else:
-                        left = dout_mat[rows, oc].T
-                        right = self._columns(x[b, c], buf[:rows.stop - rows.start], padded)
-                    if i == 0:
-                        xp.matmul(left, right, out=dw_sum[g])                      # dWmatᵀ = doutᵀ · cols
-                    else:                                                          # (or xᵀ · im2col(dout)),
-                        xp.matmul(left, right, out=dw_part)
-                        dw_sum[g] += dw_part                                       # summed over the slices
-                    if dx_mat is None:
-                        continue
-                    if from_dout:
-                        xp.matmul(dout_cols, wflips[g], out=dx_mat[x_rows, c])     # dx = im2col(dout) · Wflip
-                    else:
-                        dcols = dout_mat[rows, oc] @ wmats[g].T                    # dcols = dout · Wmatᵀ
-                        dx = col2im(dcols, x[b, c].shape, KH, KW, self.stride, self.padding,
-                                    self.dilation)                                 # (n, C/G, H, W)
-                        dx_mat[x_rows, c] = dx.transpose(0, 2, 3, 1).reshape(-1, Cg)
-            return dw_sum
+        shape = (Cg, KH * KW * OCg) if from_dout else (OCg, KH * KW * Cg)
+        # each slice's share of dW, per group: dWmatᵀ (a filter per row), or from dout's columns the flipped
+        # (C/G, KH·KW·OC/G); summed over the slices in their order, so the sum is the same whichever thread ran each
+        dw_parts = xp.empty((G, len(chunks), *shape), dtype=dout.dtype)
 
-        dw_sum, *others = for_each_thread(backward_slices, chunks, xp)    # each thread's sums over its slices
-        for other in others:
-            dw_sum += other
+        def buffers():                                                    # each thread's, for its slices:
+            n_images = chunks[0].stop - chunks[0].start                   # (the first slice is the largest)
+            if from_dout:                                                 # dout's columns (a row per pixel of x)
+                return (xp.empty((n_images * H * W, KH * KW * OCg), dtype=dout.dtype),
+                        padded_buffer(dout[:, :OCg], n_images, reach, xp))    # and the padded copy they come from
+            return (xp.empty((n_images * OH * OW, KH * KW * Cg), dtype=x.dtype),  # or x's columns
+                    padded_buffer(x[:, :Cg], n_images, self.padding, xp))
+
+        def backward_slice(item, state):                                  # one slice of the batch, one group
+            (g, i, b), (buf, padded) = item, state
+            c, oc = slice(g * Cg, (g + 1) * Cg), slice(g * OCg, (g + 1) * OCg)   # group g's channels
+            rows, x_rows = slice(b.start * OH * OW, b.stop * OH * OW), slice(b.start * H * W, b.stop * H * W)
+            if from_dout:
+                dout_cols = strided_im2col(dout[b, oc], KH, KW, (1, 1), reach, out=buf[:x_rows.stop - x_rows.start],
+                                           padded=padded, **self._dilated())     # (n*H*W, KH*KW*OC/G)
+                pixels = x[b, c].transpose(0, 2, 3, 1).reshape(-1, Cg)         # (n*H*W, C/G), a view if
+                xp.matmul(pixels.T, dout_cols, out=dw_parts[g, i])             # x is channels-last: xᵀ · im2col(dout)
+                xp.matmul(dout_cols, wflips[g], out=dx_mat[x_rows, c])         # dx = im2col(dout) · Wflip
+                return
+            cols = self._columns(x[b, c], buf[:rows.stop - rows.start], padded)
+            xp.matmul(dout_mat[rows, oc].T, cols, out=dw_parts[g, i])          # dWmatᵀ = doutᵀ · cols
+            if dx_mat is not None:
+                dcols = dout_mat[rows, oc] @ wmats[g].T                        # dcols = dout · Wmatᵀ
+                dx = col2im(dcols, x[b, c].shape, KH, KW, self.stride, self.padding, self.dilation)  # (n, C/G, H, W)
+                dx_mat[x_rows, c] = dx.transpose(0, 2, 3, 1).reshape(-1, Cg)
+
+        items = [(g, i, b) for g in range(G) for i, b in enumerate(chunks)]
+        for_each_item(backward_slice, items, xp, setup=buffers)
+        dw_sum = dw_parts.sum(axis=1)                                     # (G, *shape), the slices in order
         if from_dout:                                                     # (G, C/G, KH', KW', OC/G), flipped
             flipped = dw_sum.reshape(G, Cg, KH, KW, OCg)[:, :, ::-1, ::-1, :]
             dweight = flipped.transpose(0, 4, 1, 2, 3).reshape(OC, Cg, KH, KW)   # a copy, groups in order
@@ -297,11 +288,10 @@ class FastConv1x1Function(Conv1x1Function):
         w_t = weight.reshape(OC, -1).T                       # (C, OC)
         out = xp.empty((x_mat.shape[0], OC), dtype=xp.result_type(x.dtype, weight.dtype))
 
-        def product(share):                                  # out = x_mat · Wᵀ, one thread's rows
-            for rows in share:
-                xp.matmul(x_mat[rows], w_t, out=out[rows])
+        def product(rows):                                   # out = x_mat · Wᵀ, a block of rows
+            xp.matmul(x_mat[rows], w_t, out=out[rows])
 
-        for_each_thread(product, row_blocks(x_mat.shape[0], xp), xp)
+        for_each_item(product, row_blocks(x_mat.shape[0], xp), xp)
         if bias is not None:
             out += bias
         return out.reshape(N, OH, OW, OC).transpose(0, 3, 1, 2)     # (N, OC, OH, OW)
@@ -317,18 +307,15 @@ class FastConv1x1Function(Conv1x1Function):
         x_mat, w = self._pixels(), self.weight.reshape(OC, C)
         dx_mat = xp.empty((N * OH * OW, C), dtype=dout.dtype) if self.needs_input_grad[0] else None
 
-        def products(share):                                 # one thread's rows: its share of dW, its rows of dx
-            dw = None
-            for rows in share:
-                part = dout_mat[rows].T @ x_mat[rows]        # (OC, C)
-                dw = part if dw is None else dw + part
-                if dx_mat is not None:
-                    xp.matmul(dout_mat[rows], w, out=dx_mat[rows])
-            return dw
+        def products(rows):                                  # a block of rows: its share of dW, its rows of dx
+            if dx_mat is not None:
+                xp.matmul(dout_mat[rows], w, out=dx_mat[rows])
+            return dout_mat[rows].T @ x_mat[rows]            # (OC, C)
 
-        dweight, *others = for_each_thread(products, row_blocks(N * OH * OW, xp), xp)
-        for other in others:
-            dweight += other
+        parts = for_each_item(products, row_blocks(N * OH * OW, xp), xp)
+        dweight = parts[0]
+        for part in parts[1:]:                               # the blocks' shares in order
+            dweight += part
         dweight = dweight.reshape(OC, C, 1, 1)
         dx = None
         if dx_mat is not None:

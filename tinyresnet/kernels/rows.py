@@ -7,7 +7,7 @@ repeated W times, ``tile``), which NumPy runs at full speed; against the (C,) ve
 loop would only be C long (16 in a CIFAR ResNet's first stage, 2–3× slower per value). The rows are
 cut into chunks of about ``CHUNK_VALUES`` numbers, so that the two or three arrays a step touches stay
 in the core's cache between its operations, and the chunks are dealt out to the compute threads
-(``kernels.for_each_thread``; NumPy releases the GIL inside each operation).
+(``kernels.for_each_item``; NumPy releases the GIL inside each operation).
 
 A per-channel sum is a product with a vector of ones (BLAS's gemv, which reads the chunk once at
 memory speed, several times faster than NumPy's ``sum(axis=0)`` over short rows), then the W·C
@@ -16,7 +16,7 @@ numbers folded to C (``fold``).
 
 import numpy as np
 
-from .threads import for_each_thread
+from .threads import for_each_item
 
 # Numbers per chunk: 512 KiB of float32; the two or three arrays a step touches still fit in a 2 MiB L2 cache.
 # Smaller chunks mean more, shorter NumPy calls, and two threads then spend their time handing the GIL to each
@@ -126,17 +126,16 @@ def centred_sums(rows, centre_t, channels, weights=None):
     group = group_rows(rows.shape[1])
     parts = chunks(*rows.shape, multiple=group)                         # whole groups in every chunk but the last
 
-    def sums(share):
-        total = np.zeros((2, rows.shape[1]))
-        buffer = np.empty((parts[0].stop - parts[0].start, rows.shape[1]), rows.dtype)
-        for part in share:
-            centred = np.subtract(rows[part], centre_t, out=buffer[:part.stop - part.start])
-            weight = centred if weights is None else weights[part]
-            total[0] += column_sums(weight, group)                             # Σ c, or Σ weights
-            total[1] += column_sums(weight, group, centred)                    # Σ c², or Σ weights·c: no product array
-        return total
+    def sums(part, buffer):                             # one chunk's Σ c and Σ c² (or Σ weights, Σ weights·c)
+        centred = np.subtract(rows[part], centre_t, out=buffer[:part.stop - part.start])
+        weight = centred if weights is None else weights[part]
+        return column_sums(weight, group), column_sums(weight, group, centred)    # no product array
 
-    return [fold(t, channels) for t in sum(for_each_thread(sums, parts))]
+    def buffer():                                       # one chunk-sized buffer per thread, in cache
+        return np.empty((parts[0].stop - parts[0].start, rows.shape[1]), rows.dtype)
+
+    results = for_each_item(sums, parts, setup=buffer)  # the chunks' sums added in the chunks' order
+    return [fold(sum(r[k] for r in results), channels) for k in range(2)]
 
 
 def sample_mean(rows, channels):
@@ -152,15 +151,13 @@ def sample_mean(rows, channels):
 
 
 def each_chunk(work, n_rows, row_length, scratch=None):
-    """Run ``work(part)`` for every chunk of rows (``chunks``), the chunks dealt out to the compute threads.
+    """Run ``work(part)`` for every chunk of rows (``chunks``), the chunks taken by the compute threads in turn.
 
     ``scratch`` (a dtype): ``work(part, buffer)`` instead, with one chunk-sized buffer per thread for its
     temporaries, reused for all of that thread's chunks.
     """
     parts = chunks(n_rows, row_length)
-
-    def run(share):
-        buffer = None if scratch is None else np.empty((parts[0].stop - parts[0].start, row_length), scratch)
-        for part in share:
-            work(part) if buffer is None else work(part, buffer)
-    for_each_thread(run, parts)
+    if scratch is None:
+        for_each_item(work, parts)
+    else:
+        for_each_item(work, parts, setup=lambda: np.empty((parts[0].stop - parts[0].start, row_length), scratch))

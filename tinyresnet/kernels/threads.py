@@ -1,8 +1,9 @@
-"""The fast kernels' threads: a convolution's batch slices dealt out to threads of tinyresnet's own.
+"""The fast kernels' threads: a convolution's batch slices taken in turn by threads of tinyresnet's own.
 
-A fast convolution works on a slice of the batch at a time. With n threads its slices are dealt
-out to n threads (NumPy releases the GIL in copies and matrix products), and NumPy's BLAS is held
-to one thread meanwhile, so that each matrix product runs on the thread that built its columns.
+A fast convolution works on a slice of the batch at a time. With n threads, n threads take its
+slices, each the next one free (``for_each_item``; NumPy releases the GIL in copies and matrix
+products), and NumPy's BLAS is held to one thread meanwhile, so that each matrix product runs on
+the thread that built its columns.
 With BLAS's own threads instead, only the products run on every core: the column copies between
 them run on one, while BLAS's idle threads spin on the others.
 
@@ -136,20 +137,52 @@ def get_num_threads():
     return _state["n"]
 
 
-def for_each_thread(work, items, xp=np):
-    """Deal ``items`` out to the compute threads, round-robin, and run ``work(share)`` once per thread.
+def for_each_item(work, items, xp=np, setup=None):
+    """Run ``work`` on every item, on the compute threads: each thread takes the next item not yet taken as soon
+    as it is free, so that a thread that starts late (a sleeping thread takes about 0.1 ms to wake on this
+    machine) or runs slower (its core busy with something else) simply does fewer. Returns ``[work(item), ...]``
+    in the items' order, whichever thread ran each, so that a sum of the results in that order is the same,
+    bit for bit, however the items fell out.
 
-    The calling thread takes the first share, the pool's threads the others. Returns the results,
-    one per share, in order. On one thread (the default), or for GPU arrays, this is ``[work(items)]``.
+    ``setup``, if given, is called once by each thread, before its first item, for what that thread reuses from
+    item to item (its buffers); ``work(item, state)`` then gets it. On one thread (the default), or for GPU
+    arrays, the calling thread runs every item in order. The calling thread takes part; an error in any item
+    stops the others taking more and is raised here, once every thread has stopped.
+
+    Measured against dealing the items out round-robin beforehand (ResNet-20's step at batch 128, 2 threads,
+    8 steps, 3 alternating runs): the calling thread's wait for the others at the end of each call 67-77 ms
+    per step against 32-47 ms.
     """
     pool = _state["pool"]
     n = min(_state["n"], len(items)) if xp is np and pool is not None else 1
+    results = [None] * len(items)
+    taken, lock, failed = iter(range(len(items))), threading.Lock(), []
+
+    def run():
+        state = None
+        while True:
+            with lock:
+                i = None if failed else next(taken, None)
+            if i is None:
+                return
+            try:
+                if setup is None:
+                    results[i] = work(items[i])
+                else:
+                    state = setup() if state is None else state
+                    results[i] = work(items[i], state)
+            except BaseException:
+                failed.append(True)
+                raise
+
     if n <= 1:
-        return [work(items)]
-    shares = [items[i::n] for i in range(n)]
-    futures = [pool.submit(work, share) for share in shares[1:]]
+        run()
+        return results
+    futures = [pool.submit(run) for _ in range(n - 1)]
     try:
-        first = work(shares[0])
+        run()
     finally:
         wait(futures)                                 # never leave a thread writing into the arrays
-    return [first] + [f.result() for f in futures]
+    for future in futures:
+        future.result()                               # a pool thread's error, raised here
+    return results
