@@ -130,8 +130,8 @@ class FastConv2dFunction(Conv2dFunction):
 
     out = cols · Wmat with cols = strided_im2col(x), computed a slice of the batch at a time.
     Shapes: x (N, C, H, W), weight (OC, C/G, KH, KW), bias (OC,) or None -> (N, OC, OH, OW)
-    Saves:  x, the weight, whether a bias was passed (x is held by the graph anyway, so saving it
-            costs no memory; the columns are rebuilt in backward rather than kept)
+    Saves:  x, the weight, whether a bias was passed (the columns, 9× x for a 3×3 kernel, are rebuilt in
+            backward rather than kept)
     Layout: the output is channels-last in memory, as the plain op's
     """
 

@@ -20,9 +20,9 @@ class FastBatchNorm2dFunction(BatchNorm2dFunction):
     per-channel scale and shift, and the backward's two means from the sums made for dγ and dβ.
 
     Shapes: x (N, C, H, W), weight γ (C,) or None, bias β (C,) or None -> (N, C, H, W)
-    Saves:  training, channels-last x: x (held by the graph anyway) as rows, μ, 1/√(σ² + eps) (C,), γ;
+    Saves:  training, channels-last x: x as rows (in place of x̂: the same memory), μ, 1/√(σ² + eps) (C,), γ;
             training, other layouts: x̂ (N, C, H, W), 1/√(σ² + eps), γ
-            eval: x (held by the graph anyway), μ, 1/√(σ² + eps), γ
+            eval: x, μ, 1/√(σ² + eps), γ
     Layout: the output has x's memory layout (channels-last after a convolution)
     """
 
