@@ -191,7 +191,8 @@ def test_the_plain_conv_keeps_its_columns_and_has_no_thread_or_slice_code():
 
     from tinyresnet.ops import conv as plain_conv
     source = inspect.getsource(plain_conv)
-    for word in ("for_each_item", "num_threads", "ROWS_PER_CHUNK", "batch_chunks", "padded_buffer", "out=", "from ..kernels"):
+    for word in ("for_each_item", "num_threads", "ROWS_PER_CHUNK", "batch_chunks", "padded_buffer", "out=",
+                 "from ..kernels"):
         assert word not in source
     rng = np.random.default_rng(5)
     fn = Conv2dFunction((1, 1), (1, 1), 1)
