@@ -79,6 +79,13 @@ def test_each_thread_sets_up_once_and_a_late_thread_just_takes_fewer_items():
     assert sorted(ran) == list(range(40)) and len(states) == len(set(states)) <= 2
 
 
+def test_setup_runs_once_per_thread_even_when_it_returns_none():
+    calls = []
+    with kernels.num_threads(2):
+        kernels.for_each_item(lambda item, state: state, list(range(30)), setup=lambda: calls.append(1))
+    assert 1 <= len(calls) <= 2
+
+
 def test_an_error_in_any_item_stops_the_others_and_is_raised():
     taken = []
 

@@ -20,7 +20,7 @@ class FastBatchNorm2dFunction(BatchNorm2dFunction):
     per-channel scale and shift, and the backward's two means from the sums made for dγ and dβ.
 
     Shapes: x (N, C, H, W), weight γ (C,) or None, bias β (C,) or None -> (N, C, H, W)
-    Saves:  training, channels-last x: x as rows (in place of x̂: the same memory), μ, 1/√(σ² + eps) (C,), γ;
+    Saves:  training, channels-last x: x as rows (in place of x̂: the same memory), μ tiled, 1/√(σ² + eps), γ;
             training, other layouts: x̂ (N, C, H, W), 1/√(σ² + eps), γ
             eval: x, μ, 1/√(σ² + eps), γ
     Layout: the output has x's memory layout (channels-last after a convolution)
@@ -66,8 +66,8 @@ class FastBatchNorm2dFunction(BatchNorm2dFunction):
         chunks on the threads. One reads x for the statistics: Σ(x − K) and Σ(x − K)² about a centre K close to
         the mean (the mean of rows from across the batch, ``sample_mean``), so that σ² = Σ(x − K)²/n − (μ − K)²
         loses nothing measurable to cancellation, as a second pass about μ itself would not either. The other
-        writes the output, (x − μ)·γ/√(σ²+eps) + β; x̂ is not written out: backward
-        makes it again from x, a chunk at a time."""
+        writes the output, (x − μ)·γ/√(σ²+eps) + β; x̂ is not written out: backward makes it again from x,
+        a chunk at a time."""
         N, C, H, W = x.shape
         n = check_training_batch(x)
         dtype = x.dtype
@@ -78,8 +78,8 @@ class FastBatchNorm2dFunction(BatchNorm2dFunction):
         update_running_stats(self.running_mean, self.running_var, mean.astype(dtype), var.astype(dtype),
                              n, self.momentum)
         self.invstd = (1.0 / np.sqrt(var + self.eps)).astype(dtype)            # (C,)
-        self.x_rows, self.mean = rows, mean.astype(dtype)
-        mean_t = tile(self.mean, W, dtype)
+        self.x_rows = rows
+        self.mean_t = mean_t = tile(mean, W, dtype)                           # μ tiled, for backward too
         scale_t = tile(self.invstd if weight is None else self.invstd * weight, W, dtype)   # γ/√(σ²+eps)
         beta_t = None if bias is None else tile(bias, W, dtype)
         out = np.empty_like(rows)
@@ -99,7 +99,7 @@ class FastBatchNorm2dFunction(BatchNorm2dFunction):
         N, C, H, W = shape
         n = N * H * W
         dtype = dout_rows.dtype
-        x_rows, mean_t = self.x_rows, tile(self.mean, W, dtype)
+        x_rows, mean_t = self.x_rows, self.mean_t
         sum_dout, sum_dout_c = centred_sums(x_rows, mean_t, C, weights=dout_rows)   # Σ dout, Σ dout·(x − μ)
         invstd = self.invstd.astype(np.float64)
         sum_dout_xhat = sum_dout_c * invstd                                   # Σ dout·x̂

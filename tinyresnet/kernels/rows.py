@@ -6,7 +6,7 @@ per-channel step is a row-by-row step with a vector of W·C numbers (the C per-c
 repeated W times, ``tile``), which NumPy runs at full speed; against the (C,) vector itself the inner
 loop would only be C long (16 in a CIFAR ResNet's first stage, 2–3× slower per value). The rows are
 cut into chunks of about ``CHUNK_VALUES`` numbers, so that the two or three arrays a step touches stay
-in the core's cache between its operations, and the chunks are dealt out to the compute threads
+in the core's cache between its operations, and the compute threads take the chunks in turn
 (``kernels.for_each_item``; NumPy releases the GIL inside each operation).
 
 A per-channel sum is a product with a vector of ones (BLAS's gemv, which reads the chunk once at
@@ -131,11 +131,8 @@ def centred_sums(rows, centre_t, channels, weights=None):
         weight = centred if weights is None else weights[part]
         return column_sums(weight, group), column_sums(weight, group, centred)    # no product array
 
-    def buffer():                                       # one chunk-sized buffer per thread, in cache
-        return np.empty((parts[0].stop - parts[0].start, rows.shape[1]), rows.dtype)
-
-    results = for_each_item(sums, parts, setup=buffer)  # the chunks' sums added in the chunks' order
-    return [fold(sum(r[k] for r in results), channels) for k in range(2)]
+    results = for_each_item(sums, parts, setup=chunk_buffer(parts, rows.shape[1], rows.dtype))
+    return [fold(sum(r[k] for r in results), channels) for k in range(2)]    # the chunks' sums, in their order
 
 
 def sample_mean(rows, channels):
@@ -157,7 +154,10 @@ def each_chunk(work, n_rows, row_length, scratch=None):
     temporaries, reused for all of that thread's chunks.
     """
     parts = chunks(n_rows, row_length)
-    if scratch is None:
-        for_each_item(work, parts)
-    else:
-        for_each_item(work, parts, setup=lambda: np.empty((parts[0].stop - parts[0].start, row_length), scratch))
+    for_each_item(work, parts, setup=None if scratch is None else chunk_buffer(parts, row_length, scratch))
+
+
+def chunk_buffer(parts, row_length, dtype):
+    """A ``setup`` for ``for_each_item``: makes one buffer the size of the largest of ``parts`` (the first),
+    for a thread to reuse for each chunk it takes (in cache)."""
+    return lambda: np.empty((parts[0].stop - parts[0].start, row_length), dtype)

@@ -159,18 +159,16 @@ def for_each_item(work, items, xp=np, setup=None):
     taken, lock, failed = iter(range(len(items))), threading.Lock(), []
 
     def run():
-        state = None
+        state = ()                                    # this thread's setup(), once it has taken an item
         while True:
             with lock:
                 i = None if failed else next(taken, None)
             if i is None:
                 return
             try:
-                if setup is None:
-                    results[i] = work(items[i])
-                else:
-                    state = setup() if state is None else state
-                    results[i] = work(items[i], state)
+                if setup is not None and state == ():
+                    state = (setup(),)
+                results[i] = work(items[i], *state)
             except BaseException:
                 failed.append(True)
                 raise
